@@ -1,0 +1,66 @@
+"""Training with a small budget, and accuracy on a split."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class TrainingError(RuntimeError):
+    """Training went wrong in a way that makes the trial a failure (NaN loss, ...)."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 0.005
+    weight_decay: float = 1e-4
+    exit_loss_weight: float = 0.5  # each early-exit head's loss weight; the main head weighs 1
+    seed: int = 0
+
+
+def train(model: nn.Module, data: tuple[torch.Tensor, torch.Tensor], recipe: Recipe,
+          device: str = "cpu") -> nn.Module:
+    """AdamW with a cosine schedule; deterministic for a given recipe, seed and thread count."""
+    torch.manual_seed(recipe.seed)
+    x, y = data
+    model = model.to(device).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    steps_per_epoch = math.ceil(len(x) / recipe.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, recipe.lr, total_steps=recipe.epochs * steps_per_epoch,
+                                                pct_start=0.15)
+    gen = torch.Generator().manual_seed(recipe.seed)
+    has_exits = bool(getattr(model, "exit_after", None))
+    for epoch in range(recipe.epochs):
+        order = torch.randperm(len(x), generator=gen)
+        for i in range(0, len(x), recipe.batch_size):
+            idx = order[i:i + recipe.batch_size]
+            xb, yb = x[idx].to(device), y[idx].to(device)
+            if has_exits:
+                *early, final = model.forward_exits(xb)
+                loss = F.cross_entropy(final, yb) + recipe.exit_loss_weight * sum(
+                    F.cross_entropy(o, yb) for o in early)
+            else:
+                loss = F.cross_entropy(model(xb), yb)
+            if not torch.isfinite(loss):
+                raise TrainingError(f"loss became {loss.item()} in epoch {epoch + 1}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+    return model.eval()
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, data: tuple[torch.Tensor, torch.Tensor], device: str = "cpu",
+             batch_size: int = 512) -> float:
+    model.eval()
+    x, y = data
+    correct = 0
+    for i in range(0, len(x), batch_size):
+        correct += (model(x[i:i + batch_size].to(device)).argmax(1).cpu() == y[i:i + batch_size]).sum().item()
+    return correct / len(x)

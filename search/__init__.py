@@ -1,0 +1,1 @@
+"""The search service: CLI, run configuration, study and samplers, the ask/tell driver, reports."""

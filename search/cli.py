@@ -1,0 +1,163 @@
+"""The ``search`` command line."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+
+from .config import DEFAULT_OBJECTIVES, DEFAULT_SAMPLER, OBJECTIVES, SAMPLERS, RunConfig, parse_objectives
+from .errors import UsageError
+from .report import FORMATS, render
+
+
+def _input_shape(text: str) -> tuple[int, int, int]:
+    try:
+        c, h, w = (int(v) for v in text.lower().split("x"))
+        if min(c, h, w) <= 0:
+            raise ValueError
+        return c, h, w
+    except ValueError:
+        raise UsageError(f"bad --input {text!r}: give CxHxW with positive integers, e.g. 3x224x224") from None
+
+
+def _positive(name: str, value: int) -> int:
+    if value <= 0:
+        raise UsageError(f"{name} must be a positive integer, got {value}")
+    return value
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from spaces import SPACES
+    from evaluators import DATASETS
+
+    from .driver import run_search
+    from .front import front_rows
+    from .study import journal_path
+
+    if args.space not in SPACES:
+        raise UsageError(f"unknown space {args.space!r}; available: {', '.join(SPACES)}")
+    if args.dataset not in DATASETS:
+        raise UsageError(f"unknown data set {args.dataset!r}; available: {', '.join(DATASETS)}")
+    config = RunConfig(space=args.space, dataset=args.dataset, trials=args.trials, sampler=args.sampler,
+                       objectives=parse_objectives(args.objectives), study=args.study or args.space,
+                       dir=args.dir, epochs=args.epochs, seed=args.seed, exits=args.exits)
+    print(f"study {config.study!r} in {journal_path(config.dir, config.study)}: space {config.space}, "
+          f"data {config.dataset}, sampler {config.sampler}, objectives {','.join(config.objectives)}, "
+          f"{config.trials} trials, {config.epochs} epochs", file=sys.stderr)
+    t0 = time.perf_counter()
+    study = run_search(config)
+    print(f"done: {config.trials} complete trials in {time.perf_counter() - t0:.1f} s; Pareto front:",
+          file=sys.stderr)
+    print(render(front_rows(study), "table"))
+    return 0
+
+
+def cmd_front(args: argparse.Namespace) -> int:
+    from .front import front_rows
+    from .study import load_study
+
+    print(render(front_rows(load_study(args.dir, args.study)), args.format))
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from evaluators.trial import cheap_metrics
+    from spaces import NAMED, GenotypeError, build, parse
+
+    if args.genotype in NAMED:
+        genotype = NAMED[args.genotype]
+    else:
+        try:
+            genotype = parse(args.genotype)
+        except GenotypeError as e:
+            raise UsageError(f"{e} (or name one of: {', '.join(NAMED)})") from None
+    shape = _input_shape(args.input)
+    model = build(genotype, shape, _positive("--classes", args.classes))
+    m = cheap_metrics(model, shape, "cpu")
+    row = {"genotype": str(genotype), "input": "x".join(map(str, shape)), "classes": args.classes,
+           "params": m["params"], "macs": m["macs"], "latency_ms": m["latency_ms"],
+           "latency_threads": m["latency_threads"], "device": "cpu"}
+    if args.format == "json":
+        print(json.dumps(row, indent=2))
+    else:
+        width = max(map(len, row))
+        print("\n".join(f"{k.ljust(width)}  {v / 1e6:.3f} M ({v:,})" if k in ("params", "macs")
+                        else f"{k.ljust(width)}  {v:.3f}" if isinstance(v, float) else f"{k.ljust(width)}  {v}"
+                        for k, v in row.items()))
+    return 0
+
+
+def cmd_spaces(args: argparse.Namespace) -> int:
+    from spaces import NAMED, SPACES
+
+    for name, cls in SPACES.items():
+        space = cls()
+        print(f"space {name}: {space.description}")
+        for choice, options in space.choices().items():
+            print(f"  {choice:<14} {', '.join(map(str, options))}")
+        with_exits = cls(exits=True).choices().keys() - space.choices().keys()
+        if with_exits:
+            print(f"  with --exits: {', '.join(sorted(with_exits))} (0 = no exit there)")
+    print("\nnamed genotypes (search inspect NAME):")
+    for name, g in NAMED.items():
+        print(f"  {name}: {g}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="search", description="Hardware-aware neural architecture search.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    r = sub.add_parser("run", help="run (or continue) a multi-objective search")
+    r.add_argument("--space", default="mobile", help="search space (default mobile; see `search spaces`)")
+    r.add_argument("--dataset", default="digits", help="data set (default digits)")
+    r.add_argument("--trials", type=int, default=200, help="COMPLETE trials the study should hold (default 200)")
+    r.add_argument("--sampler", default=DEFAULT_SAMPLER, help=f"one of {', '.join(SAMPLERS)} "
+                   f"(default {DEFAULT_SAMPLER})")
+    r.add_argument("--objectives", default=",".join(DEFAULT_OBJECTIVES),
+                   help=f"comma-separated, any of {', '.join(OBJECTIVES)} (default {','.join(DEFAULT_OBJECTIVES)})")
+    r.add_argument("--study", help="study name (default: the space's name)")
+    r.add_argument("--dir", default="runs", help="where studies live (default runs/)")
+    r.add_argument("--epochs", type=int, default=10, help="training epochs per trial (default 10)")
+    r.add_argument("--seed", type=int, default=0, help="seed of the sampler and of training (default 0)")
+    r.add_argument("--exits", action="store_true", help="also search early-exit heads")
+    r.set_defaults(func=cmd_run)
+
+    f = sub.add_parser("front", help="print a study's Pareto front")
+    f.add_argument("--study", default="mobile", help="study name (default mobile)")
+    f.add_argument("--dir", default="runs", help="where studies live (default runs/)")
+    f.add_argument("--format", choices=FORMATS, default="table")
+    f.set_defaults(func=cmd_front)
+
+    i = sub.add_parser("inspect", help="parameters, MACs and measured latency of one genotype")
+    i.add_argument("genotype", help="a named genotype (mobilenet_v2, mobilenet_v3_large) or genotype text")
+    i.add_argument("--input", default="3x224x224", help="input shape CxHxW (default 3x224x224)")
+    i.add_argument("--classes", type=int, default=1000, help="number of classes (default 1000)")
+    i.add_argument("--format", choices=("table", "json"), default="table")
+    i.set_defaults(func=cmd_inspect)
+
+    s = sub.add_parser("spaces", help="list the search spaces, their choices and the named genotypes")
+    s.set_defaults(func=cmd_spaces)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    try:
+        return args.func(args)
+    except UsageError as e:
+        print(f"search: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("search: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

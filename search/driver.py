@@ -1,0 +1,107 @@
+"""The ask/tell loop: the Optuna study is the single source of truth; executors only evaluate."""
+from __future__ import annotations
+
+import math
+import sys
+import time
+
+import optuna
+
+from evaluators import Recipe, TrialSpec
+from evaluators.trial import cached_dataset
+from spaces import get_space
+
+from .config import RunConfig
+from .executors import LocalExecutor, Outcome
+from .study import open_study
+
+Complete = optuna.trial.TrialState.COMPLETE
+
+
+def _complete(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return study.get_trials(deepcopy=False, states=(Complete,))
+
+
+class Progress:
+    """One line per finished trial on stderr: count, metrics, front size, elapsed and ETA."""
+
+    def __init__(self, target: int, start_count: int, stream=sys.stderr) -> None:
+        self.target, self.start_count, self.stream = target, start_count, stream
+        self.t0 = time.perf_counter()
+
+    @staticmethod
+    def _clock(seconds: float) -> str:
+        seconds = int(seconds)
+        return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+    def trial(self, done: int, number: int, outcome: str, front: int) -> None:
+        elapsed = time.perf_counter() - self.t0
+        new = done - self.start_count
+        eta = elapsed / new * (self.target - done) if new > 0 else math.nan
+        eta_text = self._clock(eta) if math.isfinite(eta) else "?"
+        width = len(str(self.target))
+        print(f"[{done:>{width}}/{self.target}] trial {number:<4} {outcome}  | front {front} | "
+              f"elapsed {self._clock(elapsed)} eta {eta_text}", file=self.stream, flush=True)
+
+
+def _describe(metrics: dict) -> str:
+    return (f"acc {metrics['accuracy']:.4f}  lat {metrics['latency_ms']:.3f} ms  "
+            f"macs {metrics['macs'] / 1e6:.3f} M  params {metrics['params'] / 1e6:.3f} M")
+
+
+def run_search(config: RunConfig, executor=None, progress: bool = True) -> optuna.Study:
+    """Ask, evaluate and tell until the study holds ``config.trials`` COMPLETE trials."""
+    study = open_study(config)
+    executor = executor or LocalExecutor()
+    space = get_space(config.space, exits=config.exits)
+    data = cached_dataset(config.dataset)
+    recipe = Recipe(epochs=config.epochs, seed=config.seed)
+    # genotype text -> metrics of a COMPLETE trial: an equal genotype is not trained again
+    known = {t.user_attrs["genotype"]: (t.number, t.user_attrs["metrics"]) for t in _complete(study)
+             if "metrics" in t.user_attrs}
+    done = len(_complete(study))
+    report = Progress(config.trials, done) if progress else None
+    in_flight: dict[int, optuna.trial.Trial] = {}
+
+    def finish(trial: optuna.trial.Trial, metrics: dict) -> None:
+        nonlocal done
+        trial.set_user_attr("metrics", metrics)
+        for key, value in metrics.items():
+            trial.set_user_attr(key, value)
+        study.tell(trial, [metrics[o] for o in config.objectives])
+        known.setdefault(trial.user_attrs["genotype"], (trial.number, metrics))
+        done += 1
+        if report:
+            report.trial(done, trial.number, _describe(metrics), len(study.best_trials))
+
+    try:
+        while done < config.trials:
+            while len(in_flight) < executor.capacity and done + len(in_flight) < config.trials:
+                trial = study.ask()
+                genotype = str(space.sample(trial, data.input_shape))
+                trial.set_user_attr("genotype", genotype)
+                if genotype in known:
+                    original, metrics = known[genotype]
+                    trial.set_user_attr("duplicate_of", original)
+                    finish(trial, metrics)
+                    continue
+                executor.submit(TrialSpec(trial.number, genotype, config.dataset, recipe))
+                in_flight[trial.number] = trial
+            if not in_flight:
+                continue
+            for outcome in executor.wait():
+                trial = in_flight.pop(outcome.spec.number)
+                _record(study, trial, outcome, finish, report, done)
+    finally:
+        executor.close()
+    return study
+
+
+def _record(study, trial, outcome: Outcome, finish, report, done: int) -> None:
+    if outcome.metrics is not None:
+        finish(trial, outcome.metrics)
+        return
+    trial.set_user_attr("fail_reason", outcome.error)
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    if report:
+        report.trial(done, trial.number, f"FAILED: {outcome.error}", len(study.best_trials))

@@ -1,0 +1,25 @@
+"""The Pareto front of a study, as rows of plain values."""
+from __future__ import annotations
+
+import optuna
+
+METRIC_COLUMNS = ("accuracy", "test_accuracy", "latency_ms", "macs", "params")
+
+
+def trial_row(trial: optuna.trial.FrozenTrial) -> dict:
+    attrs = trial.user_attrs
+    row = {"trial": trial.number}
+    row.update({m: attrs[m] for m in METRIC_COLUMNS if m in attrs})
+    row["genotype"] = attrs.get("genotype", "")
+    return row
+
+
+def front_rows(study: optuna.Study) -> list[dict]:
+    """Front members (``study.best_trials``), most accurate first; a duplicate genotype appears once."""
+    rows, seen = [], set()
+    for t in sorted(study.best_trials, key=lambda t: (-t.user_attrs.get("accuracy", 0.0), t.number)):
+        if t.user_attrs.get("genotype") in seen:
+            continue
+        seen.add(t.user_attrs.get("genotype"))
+        rows.append(trial_row(t))
+    return rows

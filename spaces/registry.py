@@ -1,0 +1,12 @@
+"""Spaces by name."""
+from __future__ import annotations
+
+from .mobile import MobileSpace
+
+SPACES = {"mobile": MobileSpace}
+
+
+def get_space(name: str, **options):
+    if name not in SPACES:
+        raise KeyError(f"unknown space {name!r}; available: {', '.join(SPACES)}")
+    return SPACES[name](**options)

@@ -1,0 +1,39 @@
+import torch
+from torch import nn
+
+from evaluators import Recipe, accuracy, count_macs, count_params, load_dataset, measure_latency, train
+from spaces import build, parse
+
+SMALL = parse("stem_c8_k3_s1_relu, ds_r1_k3_s2_c16_relu, conv_r1_k3_s2_c16_relu, head_relu")
+
+
+def test_digits_splits_are_fixed_disjoint_and_stratified():
+    a, b = load_dataset("digits"), load_dataset("digits")
+    sizes = [len(a.train[0]), len(a.val[0]), len(a.test[0])]
+    assert sum(sizes) == 1797 and sizes[1] in (359, 360) and sizes[2] in (359, 360)
+    assert torch.equal(a.val[0], b.val[0]) and torch.equal(a.test[1], b.test[1])
+    rows = lambda x: {tuple(r.flatten().tolist()) for r in x}
+    assert not rows(a.val[0]) & rows(a.test[0])
+    assert set(a.val[1].tolist()) == set(range(10))
+
+
+def test_macs_and_params_of_a_hand_counted_net():
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, bias=False), nn.Flatten(), nn.Linear(4 * 8 * 8, 10))
+    assert count_macs(model, (1, 8, 8)) == 8 * 8 * 4 * 9 + 256 * 10
+    assert count_params(model) == 36 + 2560 + 10
+
+
+def test_training_learns_and_is_deterministic():
+    data = load_dataset("digits")
+    results = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = train(build(SMALL, data.input_shape, 10), data.train, Recipe(epochs=3, seed=0))
+        results.append(accuracy(model, data.val))
+    assert results[0] == results[1]
+    assert results[0] > 0.5  # chance is 0.1
+
+
+def test_latency_is_measured_with_threads_recorded():
+    lat = measure_latency(build(SMALL, (1, 8, 8), 10), (1, 8, 8), min_runs=20, min_seconds=0.05)
+    assert lat.median_ms > 0 and lat.runs >= 20 and lat.threads == torch.get_num_threads()

@@ -1,0 +1,77 @@
+import json
+
+import optuna
+import pytest
+
+from search.study import journal_path, load_study
+
+
+def test_run_front_and_continue(cli, tmp_path):
+    r = cli("run", "--trials", "6", "--epochs", "1", "--study", "s", "--dir", str(tmp_path), "--sampler", "random")
+    assert r.returncode == 0, r.stderr
+    assert "[6/6]" in r.stderr and "genotype" in r.stdout
+    study = load_study(str(tmp_path), "s")
+    complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert len(complete) == 6
+    assert all({"genotype", "accuracy", "test_accuracy", "macs", "params", "latency_ms"} <= t.user_attrs.keys()
+               for t in complete)
+
+    r = cli("front", "--study", "s", "--dir", str(tmp_path), "--format", "json")
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)
+    best = {t.number: t for t in study.best_trials}
+    assert rows and {row["trial"] for row in rows} <= best.keys()
+    for row in rows:
+        t = best[row["trial"]]
+        assert row["accuracy"] == t.values[0] == t.user_attrs["accuracy"]
+        assert row["latency_ms"] == t.values[1] and row["macs"] == t.values[2]
+        assert row["genotype"] == t.user_attrs["genotype"]
+
+    # The same command with more trials continues the study up to that many COMPLETE trials.
+    r = cli("run", "--trials", "8", "--epochs", "1", "--study", "s", "--dir", str(tmp_path), "--sampler", "random")
+    assert r.returncode == 0, r.stderr
+    study = load_study(str(tmp_path), "s")
+    assert len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 8
+    # reseeded on continuation: no replay of the first random asks
+    assert study.trials[6].params != study.trials[0].params
+
+
+def test_continuing_with_other_objectives_is_refused(cli, tmp_path):
+    assert cli("run", "--trials", "1", "--epochs", "1", "--study", "s", "--dir", str(tmp_path)).returncode == 0
+    before = journal_path(str(tmp_path), "s").read_bytes()
+    r = cli("run", "--trials", "2", "--epochs", "1", "--study", "s", "--dir", str(tmp_path), "--objectives", "accuracy,params")
+    assert r.returncode == 2 and "objectives" in r.stderr and "Traceback" not in r.stderr
+    assert journal_path(str(tmp_path), "s").read_bytes() == before
+
+
+@pytest.mark.parametrize("name,params", [("mobilenet_v2", 3_504_872), ("mobilenet_v3_large", 5_483_032)])
+def test_inspect_named(cli, name, params):
+    r = cli("inspect", name, "--input", "3x224x224", "--classes", "1000", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["params"] == params and out["latency_ms"] > 0
+    if name == "mobilenet_v2":
+        assert abs(out["macs"] / 300.774e6 - 1) < 1e-3
+
+
+def test_inspect_genotype_text_and_spaces(cli):
+    r = cli("inspect", "stem_c8_k3_s1_relu, ir_r1_k3_s2_e4_c16_relu, head_relu", "--input", "1x8x8", "--classes", "10")
+    assert r.returncode == 0 and "macs" in r.stdout
+    r = cli("spaces")
+    assert r.returncode == 0 and "space mobile" in r.stdout and "mobilenet_v3_large: stem_c16" in r.stdout
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["run", "--space", "nope"], "unknown space 'nope'"),
+    (["run", "--sampler", "nope"], "unknown sampler 'nope'"),
+    (["run", "--objectives", "accuracy,speed"], "unknown objective 'speed'"),
+    (["run", "--trials", "0"], "--trials must be a positive integer"),
+    (["front", "--study", "missing"], "no study 'missing'"),
+    (["inspect", "stem_c8, nope, head"], "unknown section"),
+    (["inspect", "mobilenet_v2", "--input", "3x224"], "bad --input"),
+])
+def test_bad_input_is_one_line_and_exit_2(cli, tmp_path, args, fragment):
+    r = cli(*args, *(["--dir", str(tmp_path)] if args[0] in ("run", "front") else []))
+    assert r.returncode == 2
+    assert fragment in r.stderr and "Traceback" not in r.stderr
+    assert list(tmp_path.iterdir()) == []
