@@ -35,6 +35,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .driver import run_search
     from .front import front_rows
     from .study import journal_path
+    from .tracking import Store
 
     if args.space not in SPACES:
         raise UsageError(f"unknown space {args.space!r}; available: {', '.join(SPACES)}")
@@ -46,6 +47,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"study {config.study!r} in {journal_path(config.dir, config.study)}: space {config.space}, "
           f"data {config.dataset}, sampler {config.sampler}, objectives {','.join(config.objectives)}, "
           f"{config.trials} trials, {config.epochs} epochs", file=sys.stderr)
+    print(f"MLflow: experiment {config.study!r} in {Store.resolve().uri} (`search ui` to browse)", file=sys.stderr)
     t0 = time.perf_counter()
     study = run_search(config)
     print(f"done: {config.trials} complete trials in {time.perf_counter() - t0:.1f} s; Pareto front:",
@@ -60,6 +62,46 @@ def cmd_front(args: argparse.Namespace) -> int:
 
     print(render(front_rows(load_study(args.dir, args.study)), args.format))
     return 0
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from .study import load_study
+    from .tracking import Tracker, study_config
+
+    study = load_study(args.dir, args.study)
+    config = study_config(study)
+    tracker = Tracker(study, config, warn=False)
+    tracker.finish(study)
+    if tracker.error:
+        print(f"search: error: cannot log to MLflow at {tracker.store.uri}: {tracker.error}", file=sys.stderr)
+        return 1
+    print(f"synced study {args.study!r} to experiment {args.study!r} in {tracker.store.uri}: "
+          f"{tracker.created} trial runs created, {tracker.completed} completed, {tracker.relabelled} pareto tags changed",
+          file=sys.stderr)
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    import os
+
+    from .tracking import Store
+
+    if not 0 < args.port < 65536:
+        raise UsageError(f"--port must be in 1..65535, got {args.port}")
+    store = Store.resolve()
+    if not store.local:
+        print(f"MLFLOW_TRACKING_URI names a server: browse {store.uri}")
+        return 0
+    store.artifact_root.mkdir(parents=True, exist_ok=True)
+    url = f"http://127.0.0.1:{args.port}"
+    print(f"MLflow UI on {store.uri} at {url} (starts in ~10 s; Ctrl-C stops it)", flush=True)
+    # Browsing runs needs no background job workers (six processes) nor telemetry.
+    os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    # Become the server, so signals reach it directly.
+    os.execv(sys.executable, [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", store.uri,
+                              "--default-artifact-root", store.artifact_root.as_uri(),
+                              "--host", "127.0.0.1", "--port", str(args.port), "--workers", "1"])
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -130,6 +172,15 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--dir", default="runs", help="where studies live (default runs/)")
     f.add_argument("--format", choices=FORMATS, default="table")
     f.set_defaults(func=cmd_front)
+
+    y = sub.add_parser("sync", help="log a study's trials to MLflow: what is missing is added, nothing duplicated")
+    y.add_argument("--study", default="mobile", help="study name (default mobile)")
+    y.add_argument("--dir", default="runs", help="where studies live (default runs/)")
+    y.set_defaults(func=cmd_sync)
+
+    u = sub.add_parser("ui", help="start the MLflow UI on the tracking store and print its URL")
+    u.add_argument("--port", type=int, default=5000, help="port on 127.0.0.1 (default 5000)")
+    u.set_defaults(func=cmd_ui)
 
     i = sub.add_parser("inspect", help="parameters, MACs and measured latency of one genotype")
     i.add_argument("genotype", help="a named genotype (mobilenet_v2, mobilenet_v3_large) or genotype text")

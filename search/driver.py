@@ -14,6 +14,7 @@ from spaces import get_space
 from .config import RunConfig
 from .executors import LocalExecutor, Outcome
 from .study import open_study
+from .tracking import Tracker
 
 Complete = optuna.trial.TrialState.COMPLETE
 
@@ -49,9 +50,11 @@ def _describe(metrics: dict) -> str:
             f"macs {metrics['macs'] / 1e6:.3f} M  params {metrics['params'] / 1e6:.3f} M")
 
 
-def run_search(config: RunConfig, executor=None, progress: bool = True) -> optuna.Study:
-    """Ask, evaluate and tell until the study holds ``config.trials`` COMPLETE trials."""
+def run_search(config: RunConfig, executor=None, progress: bool = True, track: bool = True) -> optuna.Study:
+    """Ask, evaluate and tell until the study holds ``config.trials`` COMPLETE trials; with ``track``,
+    log each told trial and the study to MLflow (search.tracking)."""
     study = open_study(config)
+    tracker = Tracker(study, config) if track else None
     executor = executor or LocalExecutor()
     space = get_space(config.space, exits=config.exits)
     data = cached_dataset(config.dataset)
@@ -68,7 +71,9 @@ def run_search(config: RunConfig, executor=None, progress: bool = True) -> optun
         trial.set_user_attr("metrics", metrics)
         for key, value in metrics.items():
             trial.set_user_attr(key, value)
-        study.tell(trial, [metrics[o] for o in config.objectives])
+        told = study.tell(trial, [metrics[o] for o in config.objectives])
+        if tracker:
+            tracker.trial(study, told)
         known.setdefault(trial.user_attrs["genotype"], (trial.number, metrics))
         done += 1
         if report:
@@ -91,17 +96,21 @@ def run_search(config: RunConfig, executor=None, progress: bool = True) -> optun
                 continue
             for outcome in executor.wait():
                 trial = in_flight.pop(outcome.spec.number)
-                _record(study, trial, outcome, finish, report, done)
+                _record(study, trial, outcome, finish, report, done, tracker)
     finally:
         executor.close()
+        if tracker:
+            tracker.finish(study, completed=done >= config.trials)
     return study
 
 
-def _record(study, trial, outcome: Outcome, finish, report, done: int) -> None:
+def _record(study, trial, outcome: Outcome, finish, report, done: int, tracker=None) -> None:
     if outcome.metrics is not None:
         finish(trial, outcome.metrics)
         return
     trial.set_user_attr("fail_reason", outcome.error)
-    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    told = study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    if tracker:
+        tracker.trial(study, told)
     if report:
         report.trial(done, trial.number, f"FAILED: {outcome.error}", len(study.best_trials))
