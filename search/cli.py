@@ -75,8 +75,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
     if tracker.error:
         print(f"search: error: cannot log to MLflow at {tracker.store.uri}: {tracker.error}", file=sys.stderr)
         return 1
-    print(f"synced study {args.study!r} to experiment {args.study!r} in {tracker.store.uri}: "
-          f"{tracker.created} trial runs created, {tracker.completed} completed, {tracker.relabelled} pareto tags changed",
+    print(f"synced study {args.study!r} to experiment {args.study!r} in {tracker.store.uri}; trial runs: "
+          f"{tracker.created} created, {tracker.repaired} repaired, {tracker.relabelled} pareto tags changed",
           file=sys.stderr)
     return 0
 
@@ -89,19 +89,21 @@ def cmd_ui(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
         raise UsageError(f"--port must be in 1..65535, got {args.port}")
     store = Store.resolve()
-    if not store.local:
-        print(f"MLFLOW_TRACKING_URI names a server: browse {store.uri}")
+    if store.server:
+        print(f"MLFLOW_TRACKING_URI names a tracking server: browse {store.uri}")
         return 0
-    store.artifact_root.mkdir(parents=True, exist_ok=True)
     url = f"http://127.0.0.1:{args.port}"
     print(f"MLflow UI on {store.uri} at {url} (starts in ~10 s; Ctrl-C stops it)", flush=True)
     # Browsing runs needs no background job workers (six processes) nor telemetry.
     os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     # Become the server, so signals reach it directly.
-    os.execv(sys.executable, [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", store.uri,
-                              "--default-artifact-root", store.artifact_root.as_uri(),
-                              "--host", "127.0.0.1", "--port", str(args.port), "--workers", "1"])
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", store.uri,
+               "--host", "127.0.0.1", "--port", str(args.port), "--workers", "1"]
+    if store.artifact_root:
+        store.artifact_root.mkdir(parents=True, exist_ok=True)
+        command += ["--default-artifact-root", store.artifact_root.as_uri()]
+    os.execv(sys.executable, command)
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:

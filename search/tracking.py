@@ -25,6 +25,7 @@ from .config import RunConfig
 from .errors import UsageError
 from .front import front_rows
 from .report import render
+from .study import journal_path
 
 URI_ENV = "MLFLOW_TRACKING_URI"
 # A dead server must not stall a search: MLflow's defaults are 7 retries with exponential backoff
@@ -45,7 +46,7 @@ def default_store() -> Path:
 @dataclass(frozen=True)
 class Store:
     uri: str
-    artifact_root: Path | None  # where new experiments keep artifacts; None: the server decides
+    artifact_root: Path | None  # where new experiments keep artifacts; None: MLflow decides
 
     @classmethod
     def resolve(cls) -> "Store":
@@ -60,8 +61,9 @@ class Store:
         return cls(uri, None)
 
     @property
-    def local(self) -> bool:
-        return self.artifact_root is not None
+    def server(self) -> bool:
+        """A tracking server, with its own UI (rather than a database `search ui` can serve)."""
+        return self.uri.startswith(("http://", "https://", "databricks"))
 
 
 def _fast_sqlite(db: Path) -> None:
@@ -76,7 +78,7 @@ def _fast_sqlite(db: Path) -> None:
 
     def on_connect(conn, _record) -> None:
         if isinstance(conn, sqlite3.Connection) and any(
-                row[2] and Path(row[2]) == db for row in conn.execute("PRAGMA database_list")):
+                row[2] and Path(row[2]).resolve() == db for row in conn.execute("PRAGMA database_list")):
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
 
@@ -110,7 +112,7 @@ class Tracker:
         self.config = config
         self.warn, self.stream = warn, stream
         self.error: str | None = None
-        self.created = self.completed = self.relabelled = 0  # for `search sync`'s report
+        self.created = self.repaired = self.relabelled = 0  # for `search sync`'s report
         self._client = None
         self._runs: dict[int, Logged] = {}
         self._guard(self._open, study)
@@ -159,7 +161,7 @@ class Tracker:
         exp = c.get_experiment_by_name(name)
         if exp is None:
             location = None
-            if self.store.local:
+            if self.store.artifact_root:
                 self.store.artifact_root.mkdir(parents=True, exist_ok=True)
                 location = (self.store.artifact_root / name).as_uri()
             self._experiment = c.create_experiment(name, artifact_location=location)
@@ -197,7 +199,7 @@ class Tracker:
         # What makes the study (fixed for its life) as params; what a run may change as tags.
         c.log_batch(self._parent, params=[Param(k, str(v)) for k, v in self._identity().items()], tags=[
             RunTag(k, str(v)) for k, v in {"sampler": cfg.sampler, "trials": cfg.trials, "seed": cfg.seed,
-                                           "journal": str(Path(cfg.dir).resolve() / name)}.items()])
+                                           "journal": str(journal_path(cfg.dir, name).resolve())}.items()])
 
     def _identity(self) -> dict:
         return {k: ",".join(v) if isinstance(v, list) else v for k, v in self.config.identity().items()}
@@ -216,7 +218,7 @@ class Tracker:
         c, cfg, attrs = self._client, self.config, t.user_attrs
         if known:
             run_id = known.run_id
-            self.completed += 1
+            self.repaired += 1  # a run left half-logged (a crash while logging)
         else:
             run_id = c.create_run(self._experiment, start_time=_ms(t.datetime_start), run_name=f"trial-{t.number:04d}",
                                   tags={"role": "trial", "study": cfg.study, "study_uid": self._uid,

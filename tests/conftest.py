@@ -14,7 +14,7 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600, env: dict
                           text=True, timeout=timeout, env={**os.environ, **(env or {})})
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def cli():
     return run_cli
 

@@ -93,6 +93,15 @@ def test_failed_runs_and_pareto_tags_follow_the_front(tmp_path, mlflow_store):
     assert study_hypervolume(study) == pytest.approx(0.9 * 0.5 * 0.5)
     assert {a.path for a in client.list_artifacts(runs["2"].info.run_id)} == {"genotype.json", "model_summary.txt"}
 
+    # A run left half-logged (as by a crash before its end) is finished in place, not duplicated.
+    client.update_run(runs["2"].info.run_id, status="RUNNING")
+    again = Tracker(study, config, warn=False)
+    again.finish(study)
+    assert (again.error, again.created, again.repaired, again.relabelled) == (None, 0, 1, 0)
+    rerun = {r.data.tags.get("trial", "parent"): r for r in client.search_runs([exp.experiment_id])}
+    assert rerun.keys() == runs.keys() and rerun["2"].info.run_id == runs["2"].info.run_id
+    assert rerun["2"].info.status == "FINISHED"
+
 
 def _json(url: str, body: dict | None = None) -> dict:
     data = json.dumps(body).encode() if body is not None else None
@@ -129,14 +138,19 @@ def ui_server(tmp_path):
         out.close()
 
 
-@pytest.fixture
-def searched(cli, tmp_path):
-    r = cli("run", "--trials", "4", "--epochs", "1", "--study", "ui-check", "--dir", str(tmp_path), "--sampler", "random")
+@pytest.fixture(scope="module")
+def searched(cli, tmp_path_factory):
+    """A short search, logged live to the session's MLflow store; returns its --dir."""
+    directory = tmp_path_factory.mktemp("runs")
+    r = cli("run", "--trials", "4", "--epochs", "1", "--study", "ui-check", "--dir", str(directory), "--sampler", "random")
     assert r.returncode == 0, r.stderr
     assert "warning" not in r.stderr
-    return tmp_path
+    return directory
 
 
+def _finished(directory) -> dict[int, optuna.trial.FrozenTrial]:
+    study = load_study(str(directory), "ui-check")
+    return {t.number: t for t in study.trials if t.state.is_finished()}
 def test_every_trial_is_in_the_mlflow_ui(cli, searched, ui_server):
     url, out = ui_server
     assert f"at {url}" in out.read_text().splitlines()[0]
@@ -145,12 +159,12 @@ def test_every_trial_is_in_the_mlflow_ui(cli, searched, ui_server):
     tags = lambda run: {t["key"]: t["value"] for t in run["data"].get("tags", [])}
     parents = [r for r in runs if tags(r).get("role") == "study"]
     children = [r for r in runs if tags(r).get("role") == "trial"]
-    assert len(parents) == 1 and len(children) == len(runs) - 1 == 4
+    by_number = _finished(searched)
+    assert len(parents) == 1 and len(children) == len(runs) - 1 == len(by_number) >= 4
+    assert sorted(int(tags(r)["trial"]) for r in children) == sorted(by_number)
     parent = parents[0]["info"]["run_id"]
     assert "mlflow.parentRunId" not in tags(parents[0])
-
     study = load_study(str(searched), "ui-check")
-    by_number = {t.number: t for t in study.trials}
     for run in children:
         t = tags(run)
         trial = by_number[int(t["trial"])]
@@ -178,29 +192,30 @@ def test_every_trial_is_in_the_mlflow_ui(cli, searched, ui_server):
     assert files == {"genotype.json", "model_summary.txt"}
 
 
-def test_dead_server_then_sync_twice(cli, tmp_path, mlflow_store):
+def test_dead_server_then_sync_twice(cli, searched, mlflow_store):
     from mlflow.tracking import MlflowClient
 
+    before = len(_finished(searched))
     dead = {"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}"}  # nothing listens there
-    r = cli("run", "--trials", "3", "--epochs", "1", "--study", "sync-check", "--dir", str(tmp_path),
+    r = cli("run", "--trials", str(before + 1), "--epochs", "1", "--study", "ui-check", "--dir", str(searched),
             "--sampler", "random", env=dead)
     assert r.returncode == 0, r.stderr
-    assert "[3/3]" in r.stderr and "Traceback" not in r.stderr
+    assert f"[{before + 1}/{before + 1}]" in r.stderr and "Traceback" not in r.stderr
     warnings = [line for line in r.stderr.splitlines() if "warning" in line]
     assert len(warnings) == 1 and "cannot log to MLflow" in warnings[0] and "search sync" in warnings[0]
 
     client = MlflowClient(mlflow_store)
     front = {row["trial"] for row in json.loads(
-        cli("front", "--study", "sync-check", "--dir", str(tmp_path), "--format", "json").stdout)}
+        cli("front", "--study", "ui-check", "--dir", str(searched), "--format", "json").stdout)}
     seen = []
-    for created in (3, 0):  # the second sync finds every run and adds none
-        r = cli("sync", "--study", "sync-check", "--dir", str(tmp_path))
-        assert r.returncode == 0 and f"{created} trial runs created" in r.stderr, r.stderr
-        exp = client.get_experiment_by_name("sync-check")
+    for created in (1, 0):  # the new trial's run; then nothing, as every run is found again
+        r = cli("sync", "--study", "ui-check", "--dir", str(searched))
+        assert r.returncode == 0 and f"trial runs: {created} created" in r.stderr, r.stderr
+        exp = client.get_experiment_by_name("ui-check")
         runs = client.search_runs([exp.experiment_id])
         seen.append(sorted(run.info.run_id for run in runs))
         trials = sorted(int(run.data.tags["trial"]) for run in runs if run.data.tags["role"] == "trial")
-        assert trials == [0, 1, 2] and len(runs) == 4
+        assert trials == sorted(_finished(searched)) and len(trials) == before + 1 and len(runs) == before + 2
         assert {int(run.data.tags["trial"]) for run in runs if run.data.tags.get("pareto") == "true"} == front
     assert seen[0] == seen[1]
 
