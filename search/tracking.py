@@ -155,7 +155,9 @@ class Tracker:
         from mlflow.tracking import MlflowClient
 
         if self.store.uri.startswith("sqlite:///"):
-            _fast_sqlite(Path(self.store.uri[len("sqlite:///"):]).resolve())
+            db = Path(self.store.uri[len("sqlite:///"):]).resolve()
+            db.parent.mkdir(parents=True, exist_ok=True)
+            _fast_sqlite(db)
         self._client = c = MlflowClient(self.store.uri)
         name = study.study_name
         exp = c.get_experiment_by_name(name)
