@@ -53,6 +53,12 @@ class RunConfig:
         return {"space": self.space, "dataset": self.dataset, "objectives": list(self.objectives),
                 "epochs": self.epochs, "exits": self.exits}
 
+    def recipe(self):
+        """The training recipe of every trial (one place, for the driver and for MLflow)."""
+        from evaluators import Recipe
+
+        return Recipe(epochs=self.epochs, seed=self.seed)
+
     def as_dict(self) -> dict:
         d = asdict(self)
         d["objectives"] = list(self.objectives)

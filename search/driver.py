@@ -7,7 +7,7 @@ import time
 
 import optuna
 
-from evaluators import Recipe, TrialSpec
+from evaluators import TrialSpec
 from evaluators.trial import cached_dataset
 from spaces import get_space
 
@@ -58,7 +58,7 @@ def run_search(config: RunConfig, executor=None, progress: bool = True, track: b
     executor = executor or LocalExecutor()
     space = get_space(config.space, exits=config.exits)
     data = cached_dataset(config.dataset)
-    recipe = Recipe(epochs=config.epochs, seed=config.seed)
+    recipe = config.recipe()
     # genotype text -> metrics of a COMPLETE trial: an equal genotype is not trained again
     known = {t.user_attrs["genotype"]: (t.number, t.user_attrs["metrics"]) for t in _complete(study)
              if "metrics" in t.user_attrs}

@@ -228,14 +228,12 @@ class Tracker:
             self.created += 1
         pareto = "true" if t.number in front else "false"
         tags = {"state": t.state.name, "sampler": cfg.sampler, "pareto": pareto}
-        if "duplicate_of" in attrs:
-            tags["duplicate_of"] = str(attrs["duplicate_of"])
+        tags.update({k: str(attrs[k]) for k in ("duplicate_of", "device", "retries") if k in attrs})
         if "fail_reason" in attrs:
             tags["fail_reason"] = str(attrs["fail_reason"])[:5000]
         genotype = attrs.get("genotype", "")
-        recipe = self._recipe()
         params = {"genotype": genotype, **t.params, "dataset": cfg.dataset, "space": cfg.space,
-                  **{f"recipe.{k}": v for k, v in recipe.items()}}
+                  **{f"recipe.{k}": v for k, v in dataclasses.asdict(cfg.recipe()).items()}}
         now = _ms(t.datetime_complete)
         metrics = [Metric(k, float(v), now, 0) for k, v in attrs.get("metrics", {}).items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool)]
@@ -256,11 +254,6 @@ class Tracker:
                 self._client.set_tag(logged.run_id, "pareto", want)
                 self._runs[number] = dataclasses.replace(logged, pareto=want)
                 self.relabelled += 1
-
-    def _recipe(self) -> dict:
-        from evaluators import Recipe
-
-        return dataclasses.asdict(Recipe(epochs=self.config.epochs, seed=self.config.seed))
 
     def _describe(self, genotype: str, metrics: dict) -> tuple[dict, str]:
         """The genotype as JSON, and a printable summary of the model it builds."""
