@@ -11,7 +11,6 @@ tracker warns once and stops for the rest of that run; ``search sync`` fills MLf
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import sys
 import time
@@ -312,4 +311,5 @@ def study_config(study: optuna.Study) -> RunConfig:
     stored = study.user_attrs.get("config")
     if stored is None:
         raise UsageError(f"study {study.study_name!r} holds no run configuration; was it made by `search run`?")
-    return RunConfig(**{**stored, "objectives": tuple(stored["objectives"])})
+    known = {f.name for f in dataclasses.fields(RunConfig)} - {"objectives"}  # others' options: ignored
+    return RunConfig(**{k: v for k, v in stored.items() if k in known}, objectives=tuple(stored["objectives"]))
