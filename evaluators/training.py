@@ -8,6 +8,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from . import quiet
+
 
 class TrainingError(RuntimeError):
     """Training went wrong in a way that makes the trial a failure (NaN loss, ...)."""
@@ -38,6 +40,7 @@ def train(model: nn.Module, data: tuple[torch.Tensor, torch.Tensor], recipe: Rec
     for epoch in range(recipe.epochs):
         order = torch.randperm(len(x), generator=gen)
         for i in range(0, len(x), recipe.batch_size):
+            quiet.checkpoint()  # pauses here while a trial on the same cores times its model
             idx = order[i:i + recipe.batch_size]
             xb, yb = x[idx].to(device), y[idx].to(device)
             if has_exits:

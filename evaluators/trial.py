@@ -9,6 +9,7 @@ import torch
 
 from spaces import build, parse
 
+from . import quiet
 from .cost import count_macs, count_params
 from .data import Dataset, load_dataset
 from .latency import measure_latency
@@ -41,10 +42,12 @@ def evaluate(spec: TrialSpec) -> dict:
     data = cached_dataset(spec.dataset)
     torch.manual_seed(spec.recipe.seed)
     model = build(parse(spec.genotype), data.input_shape, data.num_classes)
-    metrics = cheap_metrics(model, data.input_shape, spec.device)
-    t0 = time.perf_counter()
-    train(model, data.train, spec.recipe, spec.device)
-    metrics["train_seconds"] = time.perf_counter() - t0
-    metrics["accuracy"] = accuracy(model, data.val, spec.device)
-    metrics["test_accuracy"] = accuracy(model, data.test, spec.device)
+    with quiet.measuring():
+        metrics = cheap_metrics(model, data.input_shape, spec.device)
+    with quiet.training():
+        t0 = time.perf_counter()
+        train(model, data.train, spec.recipe, spec.device)
+        metrics["train_seconds"] = time.perf_counter() - t0
+        metrics["accuracy"] = accuracy(model, data.val, spec.device)
+        metrics["test_accuracy"] = accuracy(model, data.test, spec.device)
     return metrics

@@ -43,7 +43,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"unknown data set {args.dataset!r}; available: {', '.join(DATASETS)}")
     config = RunConfig(space=args.space, dataset=args.dataset, trials=args.trials, sampler=args.sampler,
                        objectives=parse_objectives(args.objectives), study=args.study or args.space,
-                       dir=args.dir, epochs=args.epochs, seed=args.seed, exits=args.exits)
+                       dir=args.dir, epochs=args.epochs, seed=args.seed, exits=args.exits,
+                       workers=args.workers, ray_address=args.ray_address, cpus_per_trial=args.cpus_per_trial,
+                       gpus_per_trial=args.gpus_per_trial)
     print(f"study {config.study!r} in {journal_path(config.dir, config.study)}: space {config.space}, "
           f"data {config.dataset}, sampler {config.sampler}, objectives {','.join(config.objectives)}, "
           f"{config.trials} trials, {config.epochs} epochs", file=sys.stderr)
@@ -167,6 +169,12 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--epochs", type=int, default=10, help="training epochs per trial (default 10)")
     r.add_argument("--seed", type=int, default=0, help="seed of the sampler and of training (default 0)")
     r.add_argument("--exits", action="store_true", help="also search early-exit heads")
+    r.add_argument("--workers", type=int, help="trials in flight at once (default: one per GPU, else one per "
+                   "CPU core; 1 on a lone machine runs in this process)")
+    r.add_argument("--ray-address", help="join this Ray cluster (HOST:PORT; default $RAY_ADDRESS, else a "
+                   "local Ray started for the run)")
+    r.add_argument("--cpus-per-trial", type=int, help="CPUs (= torch threads) per trial (default: cores / workers)")
+    r.add_argument("--gpus-per-trial", type=float, help="GPUs per trial (default 1 where there are GPUs, else 0)")
     r.set_defaults(func=cmd_run)
 
     f = sub.add_parser("front", help="print a study's Pareto front")

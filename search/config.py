@@ -36,8 +36,18 @@ class RunConfig:
     epochs: int = 10
     seed: int = 0
     exits: bool = False
+    # where trials run (not part of a study's identity); None = the default
+    workers: int | None = None
+    ray_address: str | None = None
+    cpus_per_trial: int | None = None
+    gpus_per_trial: float | None = None
 
     def __post_init__(self) -> None:
+        for name, value in (("--workers", self.workers), ("--cpus-per-trial", self.cpus_per_trial)):
+            if value is not None and value <= 0:
+                raise UsageError(f"{name} must be a positive integer, got {value}")
+        if self.gpus_per_trial is not None and not self.gpus_per_trial >= 0:
+            raise UsageError(f"--gpus-per-trial must be a number >= 0, got {self.gpus_per_trial}")
         if self.trials <= 0:
             raise UsageError(f"--trials must be a positive integer, got {self.trials}")
         if self.epochs <= 0:

@@ -12,7 +12,7 @@ from evaluators.trial import cached_dataset
 from spaces import get_space
 
 from .config import RunConfig
-from .executors import LocalExecutor, Outcome
+from .executors import Outcome, make_executor
 from .study import open_study
 from .tracking import Tracker
 
@@ -53,9 +53,16 @@ def _describe(metrics: dict) -> str:
 def run_search(config: RunConfig, executor=None, progress: bool = True, track: bool = True) -> optuna.Study:
     """Ask, evaluate and tell until the study holds ``config.trials`` COMPLETE trials; with ``track``,
     log each told trial and the study to MLflow (search.tracking)."""
-    study = open_study(config)
-    tracker = Tracker(study, config) if track else None
-    executor = executor or LocalExecutor()
+    executor = executor or make_executor(config.workers, config.ray_address, config.cpus_per_trial,
+                                         config.gpus_per_trial)
+    try:
+        study = open_study(config)
+        tracker = Tracker(study, config) if track else None
+    except BaseException:
+        executor.close()
+        raise
+    if progress:
+        print(f"trials run in {executor.description}", file=sys.stderr)
     space = get_space(config.space, exits=config.exits)
     data = cached_dataset(config.dataset)
     recipe = config.recipe()
@@ -105,6 +112,9 @@ def run_search(config: RunConfig, executor=None, progress: bool = True, track: b
 
 
 def _record(study, trial, outcome: Outcome, finish, report, done: int, tracker=None) -> None:
+    trial.set_user_attr("device", outcome.spec.device)
+    if outcome.retries:
+        trial.set_user_attr("retries", outcome.retries)
     if outcome.metrics is not None:
         finish(trial, outcome.metrics)
         return

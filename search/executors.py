@@ -12,9 +12,10 @@ class Outcome:
     spec: TrialSpec
     metrics: dict | None
     error: str | None = None  # why the trial failed, when it did
+    retries: int = 0  # times it was run again because its worker died
 
 
-def run_one(spec: TrialSpec) -> Outcome:
+def run_one(spec: TrialSpec, evaluate=evaluate) -> Outcome:
     try:
         return Outcome(spec, evaluate(spec))
     except Exception as e:  # any fault in a trial fails that trial only
@@ -27,8 +28,10 @@ class LocalExecutor:
     """Evaluates each trial in this process, one at a time."""
 
     capacity = 1
+    description = "this process, 1 trial at a time"
 
-    def __init__(self) -> None:
+    def __init__(self, evaluate=evaluate) -> None:
+        self._evaluate = evaluate
         self._pending: list[TrialSpec] = []
 
     def submit(self, spec: TrialSpec) -> None:
@@ -36,9 +39,37 @@ class LocalExecutor:
 
     def wait(self) -> list[Outcome]:
         """Block until at least one submitted trial is done; return the finished ones."""
-        done = [run_one(spec) for spec in self._pending]
+        done = [run_one(spec, self._evaluate) for spec in self._pending]
         self._pending.clear()
         return done
 
     def close(self) -> None:
         pass
+
+
+def local_defaults() -> tuple[int, int]:
+    """(GPUs, CPU cores) of this machine, for defaults chosen before any Ray starts."""
+    import os
+
+    import torch
+
+    return torch.cuda.device_count(), len(os.sched_getaffinity(0))
+
+
+def make_executor(workers: int | None = None, ray_address: str | None = None,
+                  cpus_per_trial: int | None = None, gpus_per_trial: float | None = None, evaluate=evaluate):
+    """This process for one worker on this machine; otherwise Ray: a local one started for the run,
+    or the cluster at ``ray_address`` (or $RAY_ADDRESS). Default workers: one per GPU, else one
+    per core (2 workers x 1 thread beat 1 x 2 threads here: benchmarks/ray_throughput.py)."""
+    import os
+
+    address = ray_address or os.environ.get("RAY_ADDRESS") or None
+    if address is None:
+        gpus, cores = local_defaults()
+        if workers is None:
+            workers = gpus if gpus and gpus_per_trial != 0 else cores
+        if workers == 1 and not gpus and cpus_per_trial is None and not gpus_per_trial:
+            return LocalExecutor(evaluate)
+    from .ray_executor import RayExecutor
+
+    return RayExecutor(workers, address, cpus_per_trial, gpus_per_trial, evaluate)

@@ -1,0 +1,54 @@
+"""Cooperative quiet phases, so latency is never timed while another trial trains on the same cores.
+
+Evaluation code marks its phases; whoever runs trials side by side installs a ``Quiet`` that
+coordinates them (``search.quiet_gate`` does it for Ray workers). Alone in a process nothing is
+shared, and the default does nothing.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import ContextManager, Protocol
+
+
+class Quiet(Protocol):
+    def measuring(self) -> ContextManager:
+        """Hold while timing: returns once no other trial on this device is training."""
+
+    def training(self) -> ContextManager:
+        """Hold while training or evaluating (heavy work that would disturb a timing)."""
+
+    def checkpoint(self) -> None:
+        """Called between training steps: pauses here while someone else is timing."""
+
+
+class Alone:
+    """Nothing else runs on this device: no coordination needed."""
+
+    def measuring(self) -> ContextManager:
+        return contextlib.nullcontext()
+
+    def training(self) -> ContextManager:
+        return contextlib.nullcontext()
+
+    def checkpoint(self) -> None:
+        pass
+
+
+_current: Quiet = Alone()
+
+
+def install(quiet: Quiet) -> None:
+    global _current
+    _current = quiet
+
+
+def measuring() -> ContextManager:
+    return _current.measuring()
+
+
+def training() -> ContextManager:
+    return _current.training()
+
+
+def checkpoint() -> None:
+    _current.checkpoint()

@@ -1,0 +1,123 @@
+"""The quiet gate of a Ray run: one small actor that lets a trial time its model only while every
+other trial on the same node is paused between training steps (see ``evaluators.quiet``)."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from dataclasses import dataclass, field
+
+import ray
+
+
+@dataclass
+class _Node:
+    busy: set = field(default_factory=set)    # workers training or evaluating
+    paused: set = field(default_factory=set)  # of those, the ones parked at a step
+    timer: int | None = None                  # the worker timing a model, if any
+
+
+@ray.remote(num_cpus=0)
+class Gate:
+    """Per node: who trains, who is paused, who times. Async, so waits cost no thread."""
+
+    def __init__(self) -> None:
+        self._nodes: dict[str, _Node] = {}
+        self._changed = asyncio.Condition()
+
+    def _node(self, node: str) -> _Node:
+        return self._nodes.setdefault(node, _Node())
+
+    async def begin_training(self, node: str, who: int) -> None:
+        async with self._changed:
+            n = self._node(node)
+            await self._changed.wait_for(lambda: n.timer is None)
+            n.busy.add(who)
+
+    async def end_training(self, node: str, who: int) -> None:
+        async with self._changed:
+            self._node(node).busy.discard(who)
+            self._changed.notify_all()
+
+    async def timing_wanted(self, node: str) -> None:
+        """A trainer's long poll: returns once someone on its node wants to time."""
+        async with self._changed:
+            n = self._node(node)
+            await self._changed.wait_for(lambda: n.timer is not None)
+
+    async def pause(self, node: str, who: int) -> None:
+        """A trainer parks here until the timing on its node is over."""
+        async with self._changed:
+            n = self._node(node)
+            n.paused.add(who)
+            self._changed.notify_all()
+            await self._changed.wait_for(lambda: n.timer is None)
+            n.paused.discard(who)
+
+    async def begin_timing(self, node: str, who: int) -> None:
+        """Returns when ``who`` holds the node's timing slot and no other trainer there runs."""
+        async with self._changed:
+            n = self._node(node)
+            n.paused.add(who)  # counts as parked while it waits for the slot
+            await self._changed.wait_for(lambda: n.timer is None)
+            n.timer = who
+            n.paused.discard(who)
+            self._changed.notify_all()
+            await self._changed.wait_for(lambda: not (n.busy - n.paused - {who}))
+
+    async def end_timing(self, node: str, who: int) -> None:
+        async with self._changed:
+            n = self._node(node)
+            if n.timer == who:
+                n.timer = None
+            self._changed.notify_all()
+
+    async def forget(self, who: int) -> None:
+        """A worker died: nobody waits for it any more, and a timing it held is over."""
+        async with self._changed:
+            for n in self._nodes.values():
+                n.busy.discard(who)
+                n.paused.discard(who)
+                if n.timer == who:
+                    n.timer = None
+            self._changed.notify_all()
+
+
+class GateClient:
+    """The ``evaluators.quiet.Quiet`` of one Ray worker. Timing uses all the node's cores, as a
+    lone process would (the others are paused), so latency does not depend on --workers."""
+
+    def __init__(self, gate, who: int) -> None:
+        self.gate, self.who = gate, who
+        self.node = ray.get_runtime_context().get_node_id()
+        self.timing_threads = len(os.sched_getaffinity(0))
+        self._poll = None  # pending timing_wanted call while training
+
+    @contextlib.contextmanager
+    def measuring(self):
+        import torch
+
+        ray.get(self.gate.begin_timing.remote(self.node, self.who))
+        threads = torch.get_num_threads()
+        torch.set_num_threads(self.timing_threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(threads)
+            ray.get(self.gate.end_timing.remote(self.node, self.who))
+
+    @contextlib.contextmanager
+    def training(self):
+        ray.get(self.gate.begin_training.remote(self.node, self.who))
+        self._poll = self.gate.timing_wanted.remote(self.node)
+        try:
+            yield
+        finally:
+            self._poll = None
+            ray.get(self.gate.end_training.remote(self.node, self.who))
+
+    def checkpoint(self) -> None:
+        # a local readiness check (~0.1 ms), not a round trip to the gate
+        if self._poll is not None and ray.wait([self._poll], timeout=0)[0]:
+            ray.get(self.gate.pause.remote(self.node, self.who))
+            self._poll = self.gate.timing_wanted.remote(self.node)

@@ -1,0 +1,156 @@
+"""Trials on Ray: a pool of long-lived worker actors (no process start per trial), one trial each
+at a time. A worker that dies (killed, out of memory, its node lost) is replaced and its trial
+run again, up to ``max_retries`` times; then the trial fails with the reason."""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import replace
+
+import ray
+
+from evaluators import TrialSpec, evaluate
+
+from .errors import UsageError
+from .executors import Outcome, run_one
+from .quiet_gate import Gate, GateClient
+
+MAX_RETRIES = 2
+
+
+@ray.remote(concurrency_groups={"info": 1})
+class TrialWorker:
+    """Runs trials in one process: torch threads = its CPUs, the GPU Ray gave it if any."""
+
+    def __init__(self, gate, who: int, cpus: int, evaluate) -> None:
+        import torch
+
+        from evaluators import quiet
+
+        torch.set_num_threads(cpus)
+        self.device = "cuda" if ray.get_gpu_ids() else "cpu"  # Ray set CUDA_VISIBLE_DEVICES to it
+        self.evaluate = evaluate
+        quiet.install(GateClient(gate, who))
+
+    @ray.method(concurrency_group="info")  # answers while a trial runs
+    def pid(self) -> int:
+        return os.getpid()
+
+    def run(self, spec: TrialSpec, retries: int) -> Outcome:
+        return replace(run_one(replace(spec, device=self.device), self.evaluate), retries=retries)
+
+
+def _reachable(address: str) -> None:
+    """Fail fast on an address nobody listens at (ray.init would retry for about a minute)."""
+    if "://" in address or address == "auto":
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except (ValueError, OSError) as e:
+        raise UsageError(f"cannot reach a Ray cluster at --ray-address {address!r} ({e}); "
+                         f"give HOST:PORT of a running head (`ray start --head`)") from None
+
+
+def _connect(address: str | None) -> None:
+    quiet = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    if address is None:
+        # "local": a fresh Ray for this run, never one somebody else started on this machine
+        ray.init(address="local", object_store_memory=128 * 1024**2, **quiet)
+        return
+    _reachable(address)
+    try:
+        ray.init(address=address, **quiet)
+    except ConnectionError as e:
+        raise UsageError(f"cannot join the Ray cluster at {address!r}: {str(e).splitlines()[0]} "
+                         f"(token auth: set RAY_AUTH_MODE=token, and RAY_AUTH_TOKEN if the head uses one)") from None
+
+
+def _plan(workers: int | None, cpus: int | None, gpus: float | None) -> tuple[int, int, float]:
+    """Workers, CPUs and GPUs per trial, defaults filled from the cluster's resources."""
+    total = ray.cluster_resources()
+    n_cpu, n_gpu = int(total.get("CPU", 0)), int(total.get("GPU", 0))
+    if gpus is None:
+        gpus = 1.0 if n_gpu else 0.0
+    if workers is None:
+        workers = int(n_gpu / gpus) if gpus else max(1, n_cpu)
+    if cpus is None:
+        cpus = max(1, n_cpu // workers)
+    if cpus > n_cpu:
+        raise UsageError(f"--cpus-per-trial {cpus} but the Ray cluster has {n_cpu} CPUs")
+    if gpus > n_gpu:
+        raise UsageError(f"--gpus-per-trial {gpus:g} but the Ray cluster has {n_gpu} GPUs")
+    return workers, cpus, gpus
+
+
+class RayExecutor:
+    """Up to ``capacity`` trials at once, one per worker actor. Joins the Ray this process is
+    already connected to, if any (and then leaves it running on close)."""
+
+    def __init__(self, workers: int | None = None, address: str | None = None, cpus_per_trial: int | None = None,
+                 gpus_per_trial: float | None = None, evaluate=evaluate, max_retries: int = MAX_RETRIES) -> None:
+        self._owns_ray = not ray.is_initialized()
+        if self._owns_ray:
+            _connect(address)
+        try:
+            self.capacity, self.cpus, self.gpus = _plan(workers, cpus_per_trial, gpus_per_trial)
+        except UsageError:
+            self._disconnect()
+            raise
+        self.evaluate, self.max_retries = evaluate, max_retries
+        where = "a local Ray" if address is None else f"the Ray cluster at {address}"
+        self.description = (f"{where}, {self.capacity} workers x {self.cpus} CPU"
+                            + (f" + {self.gpus:g} GPU" if self.gpus else ""))
+        self.gate = Gate.remote()
+        self._count = 0
+        self._idle = [self._new_worker() for _ in range(self.capacity)]
+        self._running: dict = {}  # ObjectRef -> (worker, who, spec, retries)
+
+    def _new_worker(self):
+        self._count += 1
+        worker = TrialWorker.options(num_cpus=self.cpus, num_gpus=self.gpus).remote(
+            self.gate, self._count, self.cpus, self.evaluate)
+        return worker, self._count
+
+    def workers(self) -> list:
+        """The live worker actors (a test kills one of them)."""
+        return [w for w, _ in self._idle] + [w for w, _, _, _ in self._running.values()]
+
+    def submit(self, spec: TrialSpec, retries: int = 0) -> None:
+        worker, who = self._idle.pop()
+        self._running[worker.run.remote(spec, retries)] = (worker, who, spec, retries)
+
+    def wait(self) -> list[Outcome]:
+        """Block until a trial is done; return the finished ones (a retried one is not among them)."""
+        ray.wait(list(self._running), num_returns=1)
+        ready, _ = ray.wait(list(self._running), num_returns=len(self._running), timeout=0)
+        outcomes = []
+        for ref in ready:
+            worker, who, spec, retries = self._running.pop(ref)
+            try:
+                outcomes.append(ray.get(ref))
+                self._idle.append((worker, who))
+            except ray.exceptions.RayError as e:  # the worker process is gone (killed, OOM, node lost)
+                self.gate.forget.remote(who)
+                ray.kill(worker, no_restart=True)
+                self._idle.append(self._new_worker())
+                if retries < self.max_retries:
+                    self.submit(spec, retries + 1)
+                else:
+                    reason = str(e).strip().splitlines()[0][:300]
+                    outcomes.append(Outcome(spec, None, f"worker died {retries + 1} times; last: "
+                                                        f"{type(e).__name__}: {reason}", retries))
+        return outcomes
+
+    def close(self) -> None:
+        if self._owns_ray:
+            self._disconnect()
+            return
+        for worker in self.workers():
+            ray.kill(worker)
+        ray.kill(self.gate)
+
+    def _disconnect(self) -> None:
+        if self._owns_ray:
+            ray.shutdown()  # ends this job: its actors go with it; a local Ray stops

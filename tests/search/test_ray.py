@@ -1,0 +1,209 @@
+"""Trials on a real Ray: a local one in this process, a `ray start --head` on loopback, and a
+worker process killed with a real signal during a run."""
+import functools
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import optuna
+import pytest
+import ray
+import ray.cloudpickle
+
+from evaluators import Recipe, TrialSpec
+from search.ray_executor import RayExecutor
+from search.study import load_study
+
+Complete, Fail = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL
+GOOD = "stem_c8_k3_s1_relu, ds_r1_k3_s2_c16_relu, conv_r1_k3_s2_c16_relu, head_relu"
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import this file
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+             logging_level=logging.ERROR, object_store_memory=128 * 1024**2)
+    yield
+    ray.shutdown()
+
+
+def spec(number, genotype=GOOD, dataset="digits", **recipe):
+    return TrialSpec(number, genotype, dataset, Recipe(epochs=1, **recipe))
+
+
+def drain(executor, n):
+    outcomes = []
+    while len(outcomes) < n:
+        outcomes += executor.wait()
+    return {o.spec.number: o for o in outcomes}
+
+
+def test_faults_fail_the_trial_and_a_dead_worker_is_retried(local_ray):
+    executor = RayExecutor(workers=2, max_retries=1)
+    try:
+        assert executor.capacity == 2 and executor.cpus == 1
+        executor.submit(spec(0, lr=1e12))  # a real NaN loss
+        executor.submit(spec(1, dataset="nope"))  # an exception in the trial
+        out = drain(executor, 2)
+        assert out[0].metrics is None and out[0].error.startswith("TrainingError: loss became nan")
+        assert out[1].metrics is None and out[1].error.startswith("KeyError")
+        assert out[0].spec.device == "cpu" and out[0].retries == 0
+
+        # kill the worker running a trial: it is rerun on a fresh worker; killed again, it fails
+        pids = set(ray.get([w.pid.remote() for w in executor.workers()]))
+        executor.submit(TrialSpec(2, GOOD, "digits", Recipe(epochs=30)))
+        [running] = [w for w, _, _, _ in executor._running.values()]
+        os.kill(ray.get(running.pid.remote()), signal.SIGKILL)
+        assert executor.wait() == []  # resubmitted, nothing finished yet
+        [(rerun, _, _, retries)] = executor._running.values()
+        assert retries == 1 and ray.get(rerun.pid.remote()) not in pids
+        os.kill(ray.get(rerun.pid.remote()), signal.SIGKILL)
+        [failed] = executor.wait()
+        assert failed.metrics is None and failed.retries == 1 and failed.error.startswith("worker died 2 times")
+        executor.submit(spec(3))
+        assert drain(executor, 1)[3].metrics["accuracy"] > 0.1
+        assert len(executor.workers()) == 2
+    finally:
+        executor.close()
+
+
+def quiet_probe(marker, spec):
+    """Times a stand-in model while the other trial trains; logs when each training step ran."""
+    import torch
+
+    from evaluators import quiet
+
+    while spec.number == 1 and not os.path.exists(marker):  # trial 1 times while trial 0 trains
+        time.sleep(0.01)
+    with quiet.measuring():
+        t0 = time.perf_counter()
+        threads = torch.get_num_threads()
+        while time.perf_counter() - t0 < 0.3:
+            pass
+        timing = (t0, time.perf_counter())
+    steps = []
+    with quiet.training():
+        for _ in range(150 if spec.number == 0 else 5):
+            quiet.checkpoint()
+            start = time.perf_counter()
+            while time.perf_counter() - start < 0.01:
+                pass
+            steps.append((start, time.perf_counter()))
+            if len(steps) == 5 and spec.number == 0:
+                open(marker, "w").close()
+    return {"timing": timing, "steps": steps, "threads": threads, "train_threads": torch.get_num_threads()}
+
+
+def test_a_model_is_never_timed_while_another_trial_trains(local_ray, tmp_path):
+    executor = RayExecutor(workers=2, evaluate=functools.partial(quiet_probe, str(tmp_path / "training")))
+    try:
+        executor.submit(spec(0))
+        executor.submit(spec(1))
+        out = {n: o.metrics for n, o in drain(executor, 2).items()}
+    finally:
+        executor.close()
+    for me, other in ((0, 1), (1, 0)):
+        t0, t1 = out[me]["timing"]
+        assert not [s for s in out[other]["steps"] if s[0] < t1 and s[1] > t0], "a step ran during a timing"
+    # trial 0 was training when trial 1 timed, and went on afterwards: it paused
+    t0, t1 = out[1]["timing"]
+    assert out[0]["steps"][0][0] < t0 and out[0]["steps"][-1][1] > t1
+    # timing uses all the node's cores; training the worker's one
+    assert out[1]["threads"] == len(os.sched_getaffinity(0)) and out[1]["train_threads"] == 1
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_search_joins_a_ray_head_on_loopback(cli, tmp_path):
+    port = free_port()
+    temp_dir = tempfile.mkdtemp(prefix="ray")  # short: Ray's socket paths must fit in 107 bytes
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": os.urandom(16).hex()}
+    # --block: the head's processes are this one's children, stopped with it (`ray stop` would
+    # stop every Ray on the machine, other users' too)
+    head = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "ray"), "start", "--head", "--block",
+                             "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "2",
+                             "--disable-usage-stats", "--include-dashboard", "false",
+                             "--temp-dir", temp_dir], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:  # the head listens once it is up
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert head.poll() is None and time.monotonic() < deadline, "ray start --head did not come up"
+                time.sleep(0.2)
+        r = cli("run", "--trials", "3", "--epochs", "1", "--workers", "2", "--study", "s", "--dir", str(tmp_path),
+                "--sampler", "random", "--ray-address", f"127.0.0.1:{port}", env=env)
+        assert r.returncode == 0, r.stderr
+        assert f"the Ray cluster at 127.0.0.1:{port}, 2 workers x 1 CPU" in r.stderr and "[3/3]" in r.stderr
+        study = load_study(str(tmp_path), "s")
+        done = study.get_trials(states=(Complete,))
+        assert len(done) == 3 and all(t.user_attrs["device"] == "cpu" for t in done)
+    finally:
+        head.terminate()
+        head.wait(timeout=60)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+    r = cli("run", "--trials", "1", "--study", "t", "--dir", str(tmp_path), "--ray-address", f"127.0.0.1:{port}")
+    assert r.returncode == 2 and "cannot reach a Ray cluster" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "t").exists()
+
+
+def _running_trial_worker(pid: int) -> int | None:
+    """A Ray worker process under ``pid`` that is running a trial (Ray names it ray::TrialWorker.run)."""
+    for p in _all_descendants(pid):
+        try:
+            with open(f"/proc/{p}/cmdline", "rb") as f:
+                if f.read().startswith(b"ray::TrialWorker.run"):
+                    return p
+        except OSError:
+            pass
+    return None
+
+
+def _all_descendants(pid: int) -> list[int]:
+    parent = {}
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                with open(f"/proc/{p}/stat") as f:
+                    parent[int(p)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                pass
+    found, frontier = [], {pid}
+    while frontier:
+        frontier = {p for p, pp in parent.items() if pp in frontier}
+        found += frontier
+    return found
+
+
+def test_killing_a_worker_during_a_run(tmp_path):
+    run = subprocess.Popen([sys.executable, "-m", "search", "run", "--trials", "5", "--epochs", "3", "--workers", "2",
+                            "--study", "s", "--dir", str(tmp_path), "--sampler", "random"],
+                           cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    killed = None
+    deadline = time.monotonic() + 120
+    while killed is None and run.poll() is None and time.monotonic() < deadline:
+        killed = _running_trial_worker(run.pid)
+        time.sleep(0.05)
+    assert killed, "no worker ran a trial"
+    os.kill(killed, signal.SIGKILL)
+    out, err = run.communicate(timeout=300)
+    assert run.returncode == 0, err
+    study = load_study(str(tmp_path), "s")
+    assert len(study.get_trials(states=(Complete,))) == 5
+    touched = [t for t in study.trials if t.user_attrs.get("retries") or t.state == Fail]
+    assert touched and all(t.user_attrs.get("retries", 0) >= 1 or "worker died" in t.user_attrs["fail_reason"]
+                           for t in touched)
