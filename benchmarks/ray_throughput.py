@@ -1,0 +1,150 @@
+"""Trials per hour with 1 and N workers, and whether latency stays honest during a parallel run.
+
+    python benchmarks/ray_throughput.py [--trials 20] [--epochs 10] [--workers 2] [--reference GENOTYPE]
+
+1. Throughput: the default mobile/digits search (`search run`, same trials and seed) with
+   --workers 1 (this process, all cores) and --workers N (Ray, one core each); whole-run wall time
+   of the real command, Ray's start included.
+2. Latency: one fixed reference model at 1x8x8, 10 classes, all cores:
+   - idle: measured alone in a fresh process, as `search inspect` does;
+   - in run, gated: measured inside each trial of an N-worker run, in the trial's quiet phase
+     (the path every trial's own latency takes);
+   - in run, no gate: measured in the same trials just after, without the quiet phase, while the
+     other workers go on training (what the gate prevents).
+Print a table. Timings are only as quiet as the machine: run it with nothing else running.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+REFERENCE = "stem_c16_k3_s1_relu, ir_r2_k3_s1_e4_c24_relu, ir_r2_k5_s2_e4_c32_se0.25_relu, " \
+            "ds_r2_k3_s2_c48_relu, conv_r1_k3_s1_c64_relu, head_c128_relu"
+
+
+def reference_latency_ms(genotype: str) -> float:
+    """The reference model's batch-1 latency in this process, with its current threads."""
+    from evaluators import measure_latency
+    from spaces import build, parse
+
+    return measure_latency(build(parse(genotype), (1, 8, 8), 10), (1, 8, 8)).median_ms
+
+
+def with_reference(genotype: str):
+    """An evaluate(spec) that also times the reference model in the trial's quiet phase."""
+    import functools
+
+    return functools.partial(_evaluate_with_reference, genotype)
+
+
+def _evaluate_with_reference(genotype: str, spec) -> dict:
+    import os
+
+    import torch
+
+    from evaluators import evaluate, quiet
+
+    metrics = evaluate(spec)
+    with quiet.measuring():
+        metrics["reference_gated_ms"] = reference_latency_ms(genotype)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(len(os.sched_getaffinity(0)))  # as in the quiet phase, minus the quiet
+    try:
+        metrics["reference_ungated_ms"] = reference_latency_ms(genotype)
+    finally:
+        torch.set_num_threads(threads)
+    return metrics
+
+
+def timed_run(workers: int, trials: int, epochs: int, directory: str) -> float:
+    cmd = [sys.executable, "-m", "search", "run", "--trials", str(trials), "--epochs", str(epochs),
+           "--workers", str(workers), "--study", f"w{workers}", "--dir", directory]
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if r.returncode:
+        sys.exit(f"{' '.join(cmd)} failed:\n{r.stderr}")
+    return wall
+
+
+IDLE_PROBE = f"""
+import sys; sys.path.insert(0, {str(ROOT)!r})
+sys.path.insert(0, {str(ROOT / 'benchmarks')!r})
+import time
+from ray_throughput import reference_latency_ms
+end = time.time() + float(sys.argv[2])
+while True:
+    print(reference_latency_ms(sys.argv[1]), flush=True)
+    if time.time() > end:
+        break
+"""
+
+
+def probe(genotype: str, seconds: float) -> subprocess.Popen:
+    """A fresh process timing the reference model repeatedly for ``seconds`` (one figure a line)."""
+    return subprocess.Popen([sys.executable, "-c", IDLE_PROBE, genotype, str(seconds)], cwd=ROOT,
+                            stdout=subprocess.PIPE, text=True)
+
+
+def figures(p: subprocess.Popen) -> list[float]:
+    return [float(v) for v in p.communicate()[0].split()]
+
+
+def main() -> None:
+    a = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    a.add_argument("--trials", type=int, default=20)
+    a.add_argument("--epochs", type=int, default=10)
+    a.add_argument("--workers", type=int, default=2)
+    a.add_argument("--reference", default=REFERENCE)
+    args = a.parse_args()
+
+    from search.config import RunConfig
+    from search.driver import run_search
+    from search.ray_executor import RayExecutor
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    rows = []
+    with tempfile.TemporaryDirectory() as d:
+        walls = {w: timed_run(w, args.trials, args.epochs, d) for w in (1, args.workers)}
+        base = args.trials / walls[1] * 3600
+        for w, wall in walls.items():
+            tph = args.trials / wall * 3600
+            rows.append((f"throughput, --workers {w}", f"{wall:.1f} s wall", f"{tph:.0f} trials/h",
+                         f"{tph / base:.2f}x"))
+
+        idle = figures(probe(args.reference, 3.0))
+        # a parallel run whose trials also time the reference model, in and out of their quiet phase
+        config = RunConfig(trials=args.trials, epochs=args.epochs, study="latency", dir=d, workers=args.workers)
+        executor = RayExecutor(args.workers, evaluate=with_reference(args.reference))
+        study = run_search(config, executor, progress=False)
+        gated, ungated = ([t.user_attrs[k] for t in study.trials if k in t.user_attrs]
+                          for k in ("reference_gated_ms", "reference_ungated_ms"))
+    ref = statistics.median(idle)
+    for name, values in (("latency idle", idle), ("latency in run, gated", gated),
+                         ("latency in run, no gate", ungated)):
+        med = statistics.median(values)
+        rows.append((name, f"{med:.3f} ms median", f"{len(values)} figures", f"{(med / ref - 1) * 100:+.1f} %"))
+
+    print(f"reference: {args.reference} @ 1x8x8, 10 classes; search: mobile/digits, {args.trials} trials, "
+          f"{args.epochs} epochs, seed 0")
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    header = ("what", "measured", "rate / count", "vs 1 worker / idle")
+    widths = [max(w, len(h)) for w, h in zip(widths, header)]
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+    print("  ".join("-" * w for w in widths))
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
+
+
+if __name__ == "__main__":
+    main()
