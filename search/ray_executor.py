@@ -53,7 +53,24 @@ def _reachable(address: str) -> None:
                          f"give HOST:PORT of a running head (`ray start --head`)") from None
 
 
+def _errors_to_stderr() -> None:
+    """Ray prints a dead worker's notice on stdout, where our front table goes: send it to stderr
+    (Ray has no switch for it; it looks up this private function at each message)."""
+    from ray._private import worker
+
+    original = getattr(worker, "print_to_stdstream", None)
+    if original is None or getattr(original, "to_stderr", False):
+        return
+
+    def to_stderr(data, **kwargs):
+        original({**data, "is_err": True}, **kwargs)
+
+    to_stderr.to_stderr = True
+    worker.print_to_stdstream = to_stderr
+
+
 def _connect(address: str | None) -> None:
+    _errors_to_stderr()
     quiet = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     if address is None:
         # "local": a fresh Ray for this run, never one somebody else started on this machine

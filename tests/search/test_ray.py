@@ -189,7 +189,7 @@ def _all_descendants(pid: int) -> list[int]:
 
 
 def test_killing_a_worker_during_a_run(tmp_path):
-    run = subprocess.Popen([sys.executable, "-m", "search", "run", "--trials", "5", "--epochs", "3", "--workers", "2",
+    run = subprocess.Popen([sys.executable, "-m", "search", "run", "--trials", "4", "--epochs", "2", "--workers", "2",
                             "--study", "s", "--dir", str(tmp_path), "--sampler", "random"],
                            cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -202,8 +202,21 @@ def test_killing_a_worker_during_a_run(tmp_path):
     os.kill(killed, signal.SIGKILL)
     out, err = run.communicate(timeout=300)
     assert run.returncode == 0, err
+    assert out.startswith("trial ") and "raylet" not in out  # stdout holds the front table only
+    assert "A worker died" in err  # Ray's notice, moved to stderr
     study = load_study(str(tmp_path), "s")
-    assert len(study.get_trials(states=(Complete,))) == 5
+    assert len(study.get_trials(states=(Complete,))) == 4
     touched = [t for t in study.trials if t.user_attrs.get("retries") or t.state == Fail]
     assert touched and all(t.user_attrs.get("retries", 0) >= 1 or "worker died" in t.user_attrs["fail_reason"]
                            for t in touched)
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--workers", "0"], "--workers must be a positive integer, got 0"),
+    (["--cpus-per-trial", "-1"], "--cpus-per-trial must be a positive integer, got -1"),
+    (["--gpus-per-trial", "-0.5"], "--gpus-per-trial must be a number >= 0, got -0.5"),
+])
+def test_bad_resources_are_one_line_and_exit_2(cli, tmp_path, args, fragment):
+    r = cli("run", "--dir", str(tmp_path), *args)
+    assert r.returncode == 2 and fragment in r.stderr and "Traceback" not in r.stderr
+    assert list(tmp_path.iterdir()) == []
