@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,19 +79,15 @@ def timed_run(workers: int, trials: int, epochs: int, directory: str) -> float:
 IDLE_PROBE = f"""
 import sys; sys.path.insert(0, {str(ROOT)!r})
 sys.path.insert(0, {str(ROOT / 'benchmarks')!r})
-import time
 from ray_throughput import reference_latency_ms
-end = time.time() + float(sys.argv[2])
-while True:
+for _ in range(int(sys.argv[2])):
     print(reference_latency_ms(sys.argv[1]), flush=True)
-    if time.time() > end:
-        break
 """
 
 
-def probe(genotype: str, seconds: float) -> subprocess.Popen:
-    """A fresh process timing the reference model repeatedly for ``seconds`` (one figure a line)."""
-    return subprocess.Popen([sys.executable, "-c", IDLE_PROBE, genotype, str(seconds)], cwd=ROOT,
+def probe(genotype: str, times: int) -> subprocess.Popen:
+    """A fresh process timing the reference model ``times`` times (one figure a line)."""
+    return subprocess.Popen([sys.executable, "-c", IDLE_PROBE, genotype, str(times)], cwd=ROOT,
                             stdout=subprocess.PIPE, text=True)
 
 
@@ -113,6 +110,7 @@ def main() -> None:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     rows = []
     with tempfile.TemporaryDirectory() as d:
         walls = {w: timed_run(w, args.trials, args.epochs, d) for w in (1, args.workers)}
@@ -122,7 +120,7 @@ def main() -> None:
             rows.append((f"throughput, --workers {w}", f"{wall:.1f} s wall", f"{tph:.0f} trials/h",
                          f"{tph / base:.2f}x"))
 
-        idle = figures(probe(args.reference, 3.0))
+        idle = figures(probe(args.reference, 8))
         # a parallel run whose trials also time the reference model, in and out of their quiet phase
         config = RunConfig(trials=args.trials, epochs=args.epochs, study="latency", dir=d, workers=args.workers)
         executor = RayExecutor(args.workers, evaluate=with_reference(args.reference))

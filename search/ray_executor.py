@@ -94,10 +94,13 @@ def _plan(workers: int | None, cpus: int | None, gpus: float | None) -> tuple[in
         workers = int(n_gpu / gpus) if gpus else max(1, n_cpu)
     if cpus is None:
         cpus = max(1, n_cpu // workers)
-    if cpus > n_cpu:
-        raise UsageError(f"--cpus-per-trial {cpus} but the Ray cluster has {n_cpu} CPUs")
-    if gpus > n_gpu:
-        raise UsageError(f"--gpus-per-trial {gpus:g} but the Ray cluster has {n_gpu} GPUs")
+    # a worker that cannot be placed would hold its trial forever
+    if workers * cpus > n_cpu:
+        raise UsageError(f"--workers {workers} x --cpus-per-trial {cpus} needs {workers * cpus} CPUs; "
+                         f"the Ray cluster has {n_cpu}")
+    if workers * gpus > n_gpu:
+        raise UsageError(f"--workers {workers} x --gpus-per-trial {gpus:g} needs {workers * gpus:g} GPUs; "
+                         f"the Ray cluster has {n_gpu}")
     return workers, cpus, gpus
 
 

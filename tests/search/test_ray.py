@@ -17,6 +17,7 @@ import ray
 import ray.cloudpickle
 
 from evaluators import Recipe, TrialSpec
+from search.errors import UsageError
 from search.ray_executor import RayExecutor
 from search.study import load_study
 
@@ -42,6 +43,14 @@ def drain(executor, n):
     while len(outcomes) < n:
         outcomes += executor.wait()
     return {o.spec.number: o for o in outcomes}
+
+
+def test_workers_that_cannot_be_placed_are_refused(local_ray):
+    with pytest.raises(UsageError, match="--workers 3 x --cpus-per-trial 1 needs 3 CPUs; the Ray cluster has 2"):
+        RayExecutor(workers=3)
+    with pytest.raises(UsageError, match="needs 1 GPUs; the Ray cluster has 0"):
+        RayExecutor(workers=1, gpus_per_trial=1)
+    assert ray.is_initialized()  # a Ray it did not start is left alone
 
 
 def test_faults_fail_the_trial_and_a_dead_worker_is_retried(local_ray):
