@@ -1,12 +1,28 @@
-"""Data sets as tensors with fixed, seeded train / validation / test splits."""
+"""Data sets as tensors with fixed, seeded train / validation / test splits, and their readers.
+
+Names: ``digits`` (scikit-learn), ``fashion-mnist`` (the original gzip idx files), ``cifar10``
+(the ``cifar-10-batches-py`` pickles), ``folder:PATH`` (one sub-folder of images per class).
+Official test sets stay the test split; the validation split is carved from the training files.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import gzip
+import pickle
+import struct
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 
 SPLIT_SEED = 0  # fixed, so every study of a data set sees the same splits
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"  # where Debian's dataset-fashion-mnist puts it
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+class DataError(ValueError):
+    """A data set that cannot be read: missing files, a bad format, a bad name."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -17,6 +33,7 @@ class Dataset:
     train: tuple[torch.Tensor, torch.Tensor]
     val: tuple[torch.Tensor, torch.Tensor]
     test: tuple[torch.Tensor, torch.Tensor]
+    augmentable: bool = False  # random crop + horizontal flip suit these images
 
 
 def _split(x: np.ndarray, y: np.ndarray, val: float, test: float):
@@ -28,27 +45,221 @@ def _split(x: np.ndarray, y: np.ndarray, val: float, test: float):
     return (x_train, y_train), (x_val, y_val), (x_test, y_test)
 
 
-def _tensors(pair, mean: float, std: float) -> tuple[torch.Tensor, torch.Tensor]:
-    x, y = pair
-    return torch.from_numpy((x - mean) / std).float(), torch.from_numpy(y).long()
+def _carve_val(x: np.ndarray, y: np.ndarray, val: float):
+    """Official train files -> (train, val): a stratified, seeded split."""
+    from sklearn.model_selection import train_test_split
+
+    x_train, x_val, y_train, y_val = train_test_split(x, y, test_size=val, stratify=y, random_state=SPLIT_SEED)
+    return (x_train, y_train), (x_val, y_val)
 
 
-def load_digits() -> Dataset:
+def _standardised(name: str, train, val, test, num_classes: int, augmentable: bool = False) -> Dataset:
+    """Float tensors standardised per channel with the training split's mean and std."""
+    mean = train[0].mean(axis=(0, 2, 3), dtype=np.float64, keepdims=True)
+    std = train[0].std(axis=(0, 2, 3), dtype=np.float64, keepdims=True) + 1e-8
+
+    def tensors(pair):
+        x, y = pair
+        return (torch.from_numpy(((x - mean) / std).astype(np.float32)),
+                torch.from_numpy(np.asarray(y, dtype=np.int64)))
+
+    shape = tuple(int(v) for v in train[0].shape[1:])
+    return Dataset(name, shape, num_classes, tensors(train), tensors(val), tensors(test), augmentable)
+
+
+def load_digits(data_dir: str | None = None) -> Dataset:
     """scikit-learn's 1,797 8x8 digits: 60 / 20 / 20 stratified split, standardised on train."""
     from sklearn.datasets import load_digits as sk_digits
 
     d = sk_digits()
     x = d.images.astype(np.float32)[:, None, :, :]
     train, val, test = _split(x, d.target, val=0.2, test=0.2)
-    mean, std = float(train[0].mean()), float(train[0].std())
-    return Dataset("digits", (1, 8, 8), 10, _tensors(train, mean, std), _tensors(val, mean, std),
-                   _tensors(test, mean, std))
+    return _standardised("digits", train, val, test, 10)
 
 
-DATASETS = {"digits": load_digits}
+def _find(directory: Path, name: str, what: str) -> Path:
+    for candidate in (directory / name, directory / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    raise DataError(f"{what} not found: no {name}[.gz] in {directory}")
 
 
-def load_dataset(name: str) -> Dataset:
-    if name not in DATASETS:
-        raise KeyError(f"unknown data set {name!r}; available: {', '.join(DATASETS)}")
-    return DATASETS[name]()
+def read_idx(path: Path) -> np.ndarray:
+    """An idx file (the MNIST format: big-endian header, unsigned bytes), gzip'd or not."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as e:
+        raise DataError(f"cannot read {path}: {e}") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise DataError(f"{path} is not an idx file of unsigned bytes (bad magic number)")
+    ndim = raw[3]
+    dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    body = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if body.size != int(np.prod(dims)):
+        raise DataError(f"{path} holds {body.size} bytes of data; its header says {dims}")
+    return body.reshape(dims)
+
+
+def load_fashion_mnist(data_dir: str | None = None) -> Dataset:
+    """Zalando's Fashion-MNIST, 28x28 grey: 54,000 train / 6,000 validation (stratified from the
+    60,000 training images) / the official 10,000 test images."""
+    directory = Path(data_dir or FASHION_MNIST_DIR)
+    what = "Fashion-MNIST" + ("" if data_dir else " (install the Debian package dataset-fashion-mnist "
+                                                    "or pass --data-dir)")
+    arrays = {}
+    for split, prefix in (("train", "train"), ("test", "t10k")):
+        images = read_idx(_find(directory, f"{prefix}-images-idx3-ubyte", what))
+        labels = read_idx(_find(directory, f"{prefix}-labels-idx1-ubyte", what))
+        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+            raise DataError(f"Fashion-MNIST {split} files in {directory} disagree: images {images.shape}, "
+                            f"labels {labels.shape}")
+        arrays[split] = (images[:, None].astype(np.float32) / 255.0, labels)
+    train, val = _carve_val(*arrays["train"], val=0.1)
+    return _standardised("fashion-mnist", train, val, arrays["test"], 10, augmentable=True)
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Reads the CIFAR pickles (dicts of lists and numpy arrays) and refuses any other object, so a
+    file from elsewhere cannot run code."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+               ("numpy._core.multiarray", "scalar"), ("_codecs", "encode")}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing {module}.{name}")
+        return super().find_class(module, name)
+
+
+def _cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with open(path, "rb") as f:
+            d = _ArrayUnpickler(f, encoding="bytes").load()
+        data, labels = np.asarray(d[b"data"], dtype=np.uint8), np.asarray(d[b"labels"], dtype=np.int64)
+    except (OSError, EOFError, pickle.UnpicklingError, KeyError, TypeError, ValueError) as e:
+        raise DataError(f"{path} is not a CIFAR-10 python batch ({type(e).__name__}: {e})") from None
+    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(labels) != len(data):
+        raise DataError(f"{path} is not a CIFAR-10 python batch: data {data.shape}, {len(labels)} labels")
+    return data.reshape(-1, 3, 32, 32), labels
+
+
+def load_cifar10(data_dir: str | None = None) -> Dataset:
+    """CIFAR-10 from the ``cifar-10-batches-py`` directory (or a directory holding it): 45,000 train /
+    5,000 validation (stratified from data_batch_1..5) / the official 10,000 test images."""
+    if not data_dir:
+        raise DataError("cifar10 needs --data-dir: the cifar-10-batches-py directory (it cannot be "
+                        "downloaded here)")
+    directory = Path(data_dir)
+    if (directory / "cifar-10-batches-py").is_dir():
+        directory = directory / "cifar-10-batches-py"
+    missing = [n for n in [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"] if not (directory / n).is_file()]
+    if missing:
+        raise DataError(f"CIFAR-10 not found: no {', '.join(missing)} in {directory}")
+    parts = [_cifar_batch(directory / f"data_batch_{i}") for i in range(1, 6)]
+    x = np.concatenate([p[0] for p in parts]).astype(np.float32) / 255.0
+    y = np.concatenate([p[1] for p in parts])
+    tx, ty = _cifar_batch(directory / "test_batch")
+    if y.min() < 0 or max(y.max(), ty.max()) > 9:
+        raise DataError(f"CIFAR-10 labels in {directory} must lie in 0..9")
+    train, val = _carve_val(x, y, val=0.1)
+    return _standardised("cifar10", train, val, (tx.astype(np.float32) / 255.0, ty), 10, augmentable=True)
+
+
+def load_folder(path: str) -> Dataset:
+    """Images in ``PATH/<class>/*``, classes in sorted order; grey when every image is, else RGB;
+    resized (bilinear) to the most common image size; 60 / 20 / 20 stratified split."""
+    from collections import Counter
+
+    from PIL import Image, UnidentifiedImageError
+
+    root = Path(path)
+    if not root.is_dir():
+        raise DataError(f"folder data set {path!r} is not a directory")
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if len(classes) < 2:
+        raise DataError(f"folder data set {path!r} needs at least two class sub-folders, found {len(classes)}")
+    files, labels = [], []
+    for label, name in enumerate(classes):
+        found = sorted(p for p in (root / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if len(found) < 5:
+            raise DataError(f"class folder {root / name} holds {len(found)} images; each class needs at least 5 "
+                            f"({', '.join(IMAGE_SUFFIXES)})")
+        files += found
+        labels += [label] * len(found)
+    images = []
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                images.append(im.convert("L") if im.mode in ("1", "L", "I;16", "I", "F") else im.convert("RGB"))
+        except (OSError, UnidentifiedImageError) as e:
+            raise DataError(f"cannot read image {f}: {e}") from None
+    mode = "L" if all(im.mode == "L" for im in images) else "RGB"
+    size = Counter(im.size for im in images).most_common(1)[0][0]
+    x = np.stack([np.asarray(im.convert(mode).resize(size, Image.BILINEAR) if im.size != size or im.mode != mode
+                             else im, dtype=np.float32) for im in images]) / 255.0
+    x = x[:, None] if mode == "L" else x.transpose(0, 3, 1, 2)
+    train, val, test = _split(x, np.asarray(labels), val=0.2, test=0.2)
+    return _standardised(f"folder:{path}", train, val, test, len(classes))
+
+
+DATASETS = {"digits": load_digits, "fashion-mnist": load_fashion_mnist, "cifar10": load_cifar10}
+FOLDER_PREFIX = "folder:"
+
+
+def dataset_names() -> str:
+    return f"{', '.join(DATASETS)}, {FOLDER_PREFIX}PATH"
+
+
+def check_name(name: str) -> None:
+    if name not in DATASETS and not (name.startswith(FOLDER_PREFIX) and name[len(FOLDER_PREFIX):]):
+        raise DataError(f"unknown data set {name!r}; available: {dataset_names()}")
+
+
+def load_dataset(name: str, data_dir: str | None = None) -> Dataset:
+    """Read a data set by name; ``data_dir`` is where its files are (for those that have files)."""
+    check_name(name)
+    if name.startswith(FOLDER_PREFIX):
+        return load_folder(name[len(FOLDER_PREFIX):])
+    return DATASETS[name](data_dir or None)
+
+
+def prepare(data: Dataset, resolution: int = 0, train_subset: int = 0) -> Dataset:
+    """The data a recipe trains on: every split resized to ``resolution`` x ``resolution`` (0 = as
+    stored), and the first ``train_subset`` images of a fixed, seeded shuffle of the training split
+    (0 = all of it), so a larger subset holds every smaller one."""
+    train, val, test, shape = data.train, data.val, data.test, data.input_shape
+    if train_subset and train_subset < len(train[0]):
+        keep = torch.randperm(len(train[0]), generator=torch.Generator().manual_seed(SPLIT_SEED))[:train_subset]
+        train = (train[0][keep], train[1][keep])
+    if resolution and (resolution, resolution) != tuple(shape[1:]):
+        train, val, test = ((_resize(x, resolution), y) for x, y in (train, val, test))
+        shape = (shape[0], resolution, resolution)
+    if train is data.train and shape == data.input_shape:
+        return data
+    return replace(data, input_shape=shape, train=train, val=val, test=test)
+
+
+def _resize(x: torch.Tensor, side: int, chunk: int = 4096) -> torch.Tensor:
+    """Bilinear resize in chunks (bounded memory); antialiased when shrinking."""
+    shrink = side < min(x.shape[2:])
+    return torch.cat([F.interpolate(x[i:i + chunk], size=(side, side), mode="bilinear", align_corners=False,
+                                    antialias=shrink) for i in range(0, len(x), chunk)])
+
+
+def crop_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Standard augmentation of a batch: a random crop of the image padded by 1/8 of its side with
+    zeros (the training mean after standardisation), then a horizontal flip with probability 1/2."""
+    n, c, h, w = x.shape
+    pad = max(1, min(h, w) // 8)
+    padded = F.pad(x, (pad, pad, pad, pad))
+    dy = torch.randint(0, 2 * pad + 1, (n, 1), generator=generator)
+    dx = torch.randint(0, 2 * pad + 1, (n, 1), generator=generator)
+    rows = dy + torch.arange(h)  # (n, h)
+    cols = dx + torch.arange(w)  # (n, w)
+    flip = torch.rand(n, generator=generator) < 0.5
+    cols = torch.where(flip[:, None], cols.flip(1), cols)
+    return padded[torch.arange(n)[:, None, None, None], torch.arange(c)[None, :, None, None],
+                  rows[:, None, :, None], cols[:, None, None, :]]

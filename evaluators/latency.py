@@ -18,9 +18,21 @@ class Latency:
 
 
 def measure_latency(model: nn.Module, input_shape: tuple[int, int, int], device: str = "cpu",
-                    warmup: int = 10, min_runs: int = 30, min_seconds: float = 0.25) -> Latency:
+                    warmup: int = 10, min_runs: int = 30, min_seconds: float = 0.25,
+                    threads: int = 0) -> Latency:
     """Median wall time of single-input forwards after warm-up, over at least ``min_runs`` runs and
-    ``min_seconds``. On CUDA each run is timed with events after a synchronize."""
+    ``min_seconds``. On CUDA each run is timed with events after a synchronize. ``threads`` sets
+    torch's CPU thread count for the measurement only (0 = leave it); it is restored afterwards."""
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        return _measure(model, input_shape, device, warmup, min_runs, min_seconds)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _measure(model, input_shape, device, warmup, min_runs, min_seconds) -> Latency:
     model = model.to(device).eval()
     x = torch.randn(1, *input_shape, device=device)
     cuda = device.startswith("cuda")
@@ -44,3 +56,22 @@ def measure_latency(model: nn.Module, input_shape: tuple[int, int, int], device:
                 model(x)
                 times.append((time.perf_counter() - t0) * 1e3)
     return Latency(statistics.median(times), len(times), torch.get_num_threads(), device)
+
+
+def device_problem(device: str, check_available: bool = False) -> str | None:
+    """Why ``device`` is not a device name (cpu, cuda, cuda:N), or None. With ``check_available``,
+    also why this machine cannot run it (a study made on a GPU machine stays readable elsewhere)."""
+    import re
+
+    if device == "cpu":
+        return None
+    if not re.fullmatch(r"cuda(:\d+)?", device):
+        return f"unknown --device {device!r}; use cpu or cuda (cuda:N for one GPU of several)"
+    if not check_available:
+        return None
+    if not torch.cuda.is_available():
+        return f"--device {device} asked, but CUDA is not available here (torch {torch.__version__}); use --device cpu"
+    index = int(device.split(":")[1]) if ":" in device else 0
+    if index >= torch.cuda.device_count():
+        return f"--device {device} asked, but this machine has {torch.cuda.device_count()} CUDA device(s)"
+    return None

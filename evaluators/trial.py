@@ -11,7 +11,7 @@ from spaces import build, parse
 
 from . import quiet
 from .cost import count_macs, count_params
-from .data import Dataset, load_dataset
+from .data import Dataset, crop_flip, load_dataset, prepare
 from .latency import measure_latency
 from .training import Recipe, accuracy, train
 
@@ -23,30 +23,44 @@ class TrialSpec:
     dataset: str
     recipe: Recipe
     device: str = "cpu"
+    data_dir: str = ""  # where the data set's files are ("" = its default place)
+    threads: int = 0  # CPU threads for the latency measurement (0 = torch's default)
 
 
-@functools.lru_cache(maxsize=4)
-def cached_dataset(name: str) -> Dataset:
-    return load_dataset(name)
+@functools.lru_cache(maxsize=2)
+def cached_dataset(name: str, data_dir: str = "") -> Dataset:
+    return load_dataset(name, data_dir)
 
 
-def cheap_metrics(model: torch.nn.Module, input_shape: tuple[int, int, int], device: str) -> dict:
+@functools.lru_cache(maxsize=2)
+def _prepared(name: str, data_dir: str, resolution: int, train_subset: int) -> Dataset:
+    return prepare(cached_dataset(name, data_dir), resolution, train_subset)
+
+
+def trial_data(dataset: str, data_dir: str, recipe: Recipe) -> Dataset:
+    """The data a trial trains and scores on: the data set as the recipe resizes and subsets it."""
+    return _prepared(dataset, data_dir, recipe.resolution, recipe.train_subset)
+
+
+def cheap_metrics(model: torch.nn.Module, input_shape: tuple[int, int, int], device: str,
+                  threads: int = 0) -> dict:
     """What is known before training: exact size and cost, and measured latency."""
-    lat = measure_latency(model, input_shape, device)
+    lat = measure_latency(model, input_shape, device, threads=threads)
     return {"params": count_params(model), "macs": count_macs(model, input_shape),
             "latency_ms": lat.median_ms, "latency_threads": lat.threads, "latency_runs": lat.runs}
 
 
 def evaluate(spec: TrialSpec) -> dict:
     """Build, cost, train and validate one genotype; raises on failure (the caller records why)."""
-    data = cached_dataset(spec.dataset)
+    data = trial_data(spec.dataset, spec.data_dir, spec.recipe)
     torch.manual_seed(spec.recipe.seed)
     model = build(parse(spec.genotype), data.input_shape, data.num_classes)
     with quiet.measuring():
-        metrics = cheap_metrics(model, data.input_shape, spec.device)
+        metrics = cheap_metrics(model, data.input_shape, spec.device, spec.threads)
     with quiet.training():
         t0 = time.perf_counter()
-        train(model, data.train, spec.recipe, spec.device)
+        augment = crop_flip if spec.recipe.augment and data.augmentable else None
+        train(model, data.train, spec.recipe, spec.device, augment)
         metrics["train_seconds"] = time.perf_counter() - t0
         metrics["accuracy"] = accuracy(model, data.val, spec.device)
         metrics["test_accuracy"] = accuracy(model, data.test, spec.device)

@@ -7,7 +7,7 @@ import sys
 import time
 import warnings
 
-from .config import DEFAULT_OBJECTIVES, DEFAULT_SAMPLER, OBJECTIVES, SAMPLERS, RunConfig, parse_objectives
+from .config import add_run_options, config_from_args
 from .errors import UsageError
 from .report import FORMATS, render
 
@@ -29,27 +29,10 @@ def _positive(name: str, value: int) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from spaces import SPACES
-    from evaluators import DATASETS
-
     from .driver import run_search
     from .front import front_rows
-    from .study import journal_path
-    from .tracking import Store
 
-    if args.space not in SPACES:
-        raise UsageError(f"unknown space {args.space!r}; available: {', '.join(SPACES)}")
-    if args.dataset not in DATASETS:
-        raise UsageError(f"unknown data set {args.dataset!r}; available: {', '.join(DATASETS)}")
-    config = RunConfig(space=args.space, dataset=args.dataset, trials=args.trials, sampler=args.sampler,
-                       objectives=parse_objectives(args.objectives), study=args.study or args.space,
-                       dir=args.dir, epochs=args.epochs, seed=args.seed, exits=args.exits,
-                       workers=args.workers, ray_address=args.ray_address, cpus_per_trial=args.cpus_per_trial,
-                       gpus_per_trial=args.gpus_per_trial)
-    print(f"study {config.study!r} in {journal_path(config.dir, config.study)}: space {config.space}, "
-          f"data {config.dataset}, sampler {config.sampler}, objectives {','.join(config.objectives)}, "
-          f"{config.trials} trials, {config.epochs} epochs", file=sys.stderr)
-    print(f"MLflow: experiment {config.study!r} in {Store.resolve().uri} (`search ui` to browse)", file=sys.stderr)
+    config = config_from_args(args)
     t0 = time.perf_counter()
     study = run_search(config)
     print(f"done: {config.trials} complete trials in {time.perf_counter() - t0:.1f} s; Pareto front:",
@@ -86,7 +69,6 @@ def cmd_sync(args: argparse.Namespace) -> int:
 def cmd_ui(args: argparse.Namespace) -> int:
     import os
 
-    from .tracking import Store
 
     if not 0 < args.port < 65536:
         raise UsageError(f"--port must be in 1..65535, got {args.port}")
@@ -121,7 +103,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             raise UsageError(f"{e} (or name one of: {', '.join(NAMED)})") from None
     shape = _input_shape(args.input)
     model = build(genotype, shape, _positive("--classes", args.classes))
-    m = cheap_metrics(model, shape, "cpu")
+    threads = args.threads if args.threads is None else _positive("--threads", args.threads)
+    m = cheap_metrics(model, shape, "cpu", threads or 0)
     row = {"genotype": str(genotype), "input": "x".join(map(str, shape)), "classes": args.classes,
            "params": m["params"], "macs": m["macs"], "latency_ms": m["latency_ms"],
            "latency_threads": m["latency_threads"], "device": "cpu"}
@@ -157,24 +140,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     r = sub.add_parser("run", help="run (or continue) a multi-objective search")
-    r.add_argument("--space", default="mobile", help="search space (default mobile; see `search spaces`)")
-    r.add_argument("--dataset", default="digits", help="data set (default digits)")
-    r.add_argument("--trials", type=int, default=200, help="COMPLETE trials the study should hold (default 200)")
-    r.add_argument("--sampler", default=DEFAULT_SAMPLER, help=f"one of {', '.join(SAMPLERS)} "
-                   f"(default {DEFAULT_SAMPLER})")
-    r.add_argument("--objectives", default=",".join(DEFAULT_OBJECTIVES),
-                   help=f"comma-separated, any of {', '.join(OBJECTIVES)} (default {','.join(DEFAULT_OBJECTIVES)})")
-    r.add_argument("--study", help="study name (default: the space's name)")
-    r.add_argument("--dir", default="runs", help="where studies live (default runs/)")
-    r.add_argument("--epochs", type=int, default=10, help="training epochs per trial (default 10)")
-    r.add_argument("--seed", type=int, default=0, help="seed of the sampler and of training (default 0)")
-    r.add_argument("--exits", action="store_true", help="also search early-exit heads")
-    r.add_argument("--workers", type=int, help="trials in flight at once (default: one per GPU, else one per "
-                   "CPU core; 1 on a lone machine runs in this process)")
-    r.add_argument("--ray-address", help="join this Ray cluster (HOST:PORT; default $RAY_ADDRESS, else a "
-                   "local Ray started for the run)")
-    r.add_argument("--cpus-per-trial", type=int, help="CPUs (= torch threads) per trial (default: cores / workers)")
-    r.add_argument("--gpus-per-trial", type=float, help="GPUs per trial (default 1 where there are GPUs, else 0)")
+    add_run_options(r)
     r.set_defaults(func=cmd_run)
 
     f = sub.add_parser("front", help="print a study's Pareto front")
@@ -196,6 +162,7 @@ def parser() -> argparse.ArgumentParser:
     i.add_argument("genotype", help="a named genotype (mobilenet_v2, mobilenet_v3_large) or genotype text")
     i.add_argument("--input", default="3x224x224", help="input shape CxHxW (default 3x224x224)")
     i.add_argument("--classes", type=int, default=1000, help="number of classes (default 1000)")
+    i.add_argument("--threads", type=int, help="CPU threads for the latency measurement (default: torch's)")
     i.add_argument("--format", choices=("table", "json"), default="table")
     i.set_defaults(func=cmd_inspect)
 

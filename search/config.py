@@ -1,7 +1,16 @@
-"""What a run is asked to do: objectives and the run configuration."""
+"""What a run is asked to do: objectives and the run configuration.
+
+``RunConfig`` is the one place run options live. Each field is one option: ``--flag-name`` on the
+command line (built by ``add_run_options``) and ``flag_name:`` in a ``--config`` YAML file (read by
+``read_config_file``). A new option is one new field with ``option(default, help)``.
+Precedence: the field's default < the config file < command-line flags.
+"""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import argparse
+import typing
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 
 from .errors import UsageError
 
@@ -10,6 +19,7 @@ OBJECTIVES = {"accuracy": "maximize", "latency_ms": "minimize", "macs": "minimiz
 SAMPLERS = ("nsga2", "nsga3", "tpe", "gp", "botorch", "random")
 DEFAULT_OBJECTIVES = ("accuracy", "latency_ms", "macs")
 DEFAULT_SAMPLER = "tpe"
+CONFIG_FILE = "config.yaml"  # the resolved configuration, saved next to the study's journal
 
 
 def parse_objectives(text: str) -> tuple[str, ...]:
@@ -24,52 +34,222 @@ def parse_objectives(text: str) -> tuple[str, ...]:
     return names
 
 
+def option(default, help: str, *, metavar: str | None = None):
+    """A run option: its default and the help line that --help and the README show."""
+    return field(default=default, metadata={"help": help, "metavar": metavar})
+
+
 @dataclass(frozen=True)
 class RunConfig:
-    space: str = "mobile"
-    dataset: str = "digits"
-    trials: int = 200
-    sampler: str = DEFAULT_SAMPLER
-    objectives: tuple[str, ...] = DEFAULT_OBJECTIVES
-    study: str = "mobile"
-    dir: str = "runs"
-    epochs: int = 10
-    seed: int = 0
-    exits: bool = False
+    space: str = option("mobile", "search space (see `search spaces`)")
+    dataset: str = option("digits", "digits, fashion-mnist, cifar10 or folder:PATH (one sub-folder of "
+                                    "images per class)", metavar="NAME")
+    data_dir: str = option("", "where the data set's files are: fashion-mnist's idx files (default "
+                               "/usr/share/datasets/fashion-mnist), cifar10's cifar-10-batches-py", metavar="DIR")
+    trials: int = option(200, "COMPLETE trials the study should hold; running again continues up to this many")
+    sampler: str = option(DEFAULT_SAMPLER, f"one of {', '.join(SAMPLERS)}")
+    objectives: tuple[str, ...] = option(DEFAULT_OBJECTIVES, f"comma-separated, any of {', '.join(OBJECTIVES)}",
+                                         metavar="LIST")
+    study: str = option("", "study name (default: the space's name)", metavar="NAME")
+    dir: str = option("runs", "where studies live", metavar="DIR")
+    epochs: int = option(10, "training epochs per trial")
+    train_subset: int = option(0, "train each trial on this many training images, a fixed seeded "
+                                  "subset (0 = all)", metavar="N")
+    batch_size: int = option(64, "training batch size", metavar="N")
+    resolution: int = option(0, "resize images to N x N before training (0 = as stored); the space "
+                                "scales its strides to it", metavar="N")
+    augment: bool = option(True, "the data set's standard augmentation (random crop with padding and "
+                                 "horizontal flip for fashion-mnist and cifar10; none for digits and folders)")
+    seed: int = option(0, "seed of the sampler and of training")
+    exits: bool = option(False, "also search early-exit heads")
+    device: str = option("cpu", "where trials train and are timed: cpu, cuda or cuda:N")
+    threads: int = option(0, "CPU threads for the latency measurement (0 = torch's default)", metavar="N")
     # where trials run (not part of a study's identity); None = the default
-    workers: int | None = None
-    ray_address: str | None = None
-    cpus_per_trial: int | None = None
-    gpus_per_trial: float | None = None
+    workers: int | None = option(None, "trials in flight at once (default: one per GPU, else one per CPU core; "
+                                       "1 on a lone machine runs in this process)", metavar="N")
+    ray_address: str | None = option(None, "join this Ray cluster (HOST:PORT; default $RAY_ADDRESS, else a local "
+                                           "Ray started for the run)", metavar="HOST:PORT")
+    cpus_per_trial: int | None = option(None, "CPUs (= torch threads) per trial (default: cores / workers)",
+                                        metavar="N")
+    gpus_per_trial: float | None = option(None, "GPUs per trial (default 1 where there are GPUs, else 0)",
+                                          metavar="G")
 
     def __post_init__(self) -> None:
+        from evaluators.data import DataError, check_name
+        from evaluators.latency import device_problem
+        from spaces import SPACES
+
+        if not self.study:
+            object.__setattr__(self, "study", self.space)  # resolved, so the saved config is explicit
+        object.__setattr__(self, "objectives", tuple(self.objectives))
         for name, value in (("--workers", self.workers), ("--cpus-per-trial", self.cpus_per_trial)):
             if value is not None and value <= 0:
                 raise UsageError(f"{name} must be a positive integer, got {value}")
         if self.gpus_per_trial is not None and not self.gpus_per_trial >= 0:
             raise UsageError(f"--gpus-per-trial must be a number >= 0, got {self.gpus_per_trial}")
-        if self.trials <= 0:
-            raise UsageError(f"--trials must be a positive integer, got {self.trials}")
-        if self.epochs <= 0:
-            raise UsageError(f"--epochs must be a positive integer, got {self.epochs}")
+        for name in ("trials", "epochs", "batch_size"):
+            if getattr(self, name) <= 0:
+                raise UsageError(f"--{_flag(name)} must be a positive integer, got {getattr(self, name)}")
+        for name in ("train_subset", "resolution", "threads"):
+            if getattr(self, name) < 0:
+                raise UsageError(f"--{_flag(name)} must be 0 or a positive integer, got {getattr(self, name)}")
+        if 0 < self.resolution < 4:
+            raise UsageError(f"--resolution must be 0 (as stored) or at least 4, got {self.resolution}")
+        if self.space not in SPACES:
+            raise UsageError(f"unknown space {self.space!r}; available: {', '.join(SPACES)}")
         if self.sampler not in SAMPLERS:
             raise UsageError(f"unknown sampler {self.sampler!r}; choose from {', '.join(SAMPLERS)}")
         parse_objectives(",".join(self.objectives))
-        if not self.study or "/" in self.study or self.study.startswith("."):
+        if "/" in self.study or self.study.startswith("."):
             raise UsageError(f"bad study name {self.study!r}: use letters, digits, '-' and '_'")
+        try:
+            check_name(self.dataset)
+        except DataError as e:
+            raise UsageError(str(e)) from None
+        problem = device_problem(self.device)
+        if problem:
+            raise UsageError(problem)
 
     def identity(self) -> dict:
         """What must stay the same for trials to belong to one study."""
         return {"space": self.space, "dataset": self.dataset, "objectives": list(self.objectives),
-                "epochs": self.epochs, "exits": self.exits}
+                "epochs": self.epochs, "exits": self.exits, "train_subset": self.train_subset,
+                "batch_size": self.batch_size, "resolution": self.resolution, "augment": self.augment,
+                "device": self.device}
 
     def recipe(self):
         """The training recipe of every trial (one place, for the driver and for MLflow)."""
         from evaluators import Recipe
 
-        return Recipe(epochs=self.epochs, seed=self.seed)
+        return Recipe(epochs=self.epochs, batch_size=self.batch_size, train_subset=self.train_subset,
+                      resolution=self.resolution, augment=self.augment, seed=self.seed)
 
     def as_dict(self) -> dict:
         d = asdict(self)
         d["objectives"] = list(self.objectives)
         return d
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def _types() -> dict[str, type]:
+    return typing.get_type_hints(RunConfig)
+
+
+def _base(kind):
+    """``int | None`` -> (int, True); ``int`` -> (int, False)."""
+    args = typing.get_args(kind)
+    if type(None) in args and len(args) == 2:
+        return next(a for a in args if a is not type(None)), True
+    return kind, False
+
+
+def _coerce(name: str, value, where: str):
+    """A value from a flag (text) or from YAML (typed) -> the field's type; one clear error if not.
+    An optional field (``int | None``) also takes YAML's null."""
+    kind, optional = _base(_types()[name])
+    if optional and value is None:
+        return None
+    text = isinstance(value, str)
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        expected = "true or false"
+    elif kind is int:
+        if text and value.strip().lstrip("+-").isdigit():
+            return int(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        expected = "an integer"
+    elif kind is float:
+        try:
+            if text or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+                return float(value)
+        except ValueError:
+            pass
+        expected = "a number"
+    elif kind == tuple[str, ...]:
+        if text:
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        expected = "a list of names or comma-separated text"
+    else:
+        if text:
+            return value
+        expected = "text"
+    raise UsageError(f"bad {where}: {value!r} is not {expected}")
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """One flag per RunConfig field. Flags default to 'not given' so a config file can fill them."""
+    parser.add_argument("--config", metavar="FILE.yaml",
+                        help="read options from this YAML file (keys: the option names); flags override it")
+    for f in fields(RunConfig):
+        help_text = f.metadata.get("help", "") + ("" if f.default in ("", None) else f" (default: {_shown(f.default)})")
+        kind = _base(_types()[f.name])[0]
+        if kind is bool:
+            parser.add_argument(f"--{_flag(f.name)}", dest=f.name, action=argparse.BooleanOptionalAction,
+                                default=argparse.SUPPRESS, help=help_text)
+        else:
+            parser.add_argument(f"--{_flag(f.name)}", dest=f.name, default=argparse.SUPPRESS,
+                                metavar=f.metadata.get("metavar") or ("N" if kind is int else f.name.upper()),
+                                help=help_text)
+
+
+def _shown(default) -> str:
+    if isinstance(default, tuple):
+        return ",".join(default)
+    if isinstance(default, bool):
+        return "on" if default else "off"
+    return str(default)
+
+
+def read_config_file(path: str) -> dict:
+    """The options a YAML file sets, typed; unknown keys and malformed files are one-line errors."""
+    import yaml
+
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise UsageError(f"cannot read --config {path}: {e.strerror or e}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or "not YAML"
+        raise UsageError(f"--config {path} is not valid YAML{where}: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UsageError(f"--config {path} must hold a mapping of option names to values, "
+                         f"got {type(data).__name__}")
+    names = [f.name for f in fields(RunConfig)]
+    values = {}
+    for key, value in data.items():
+        name = str(key).replace("-", "_")
+        if name not in names:
+            raise UsageError(f"unknown key {key!r} in --config {path}; known keys: {', '.join(names)}")
+        values[name] = _coerce(name, value, f"{key!r} in --config {path}")
+    return values
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """Defaults, then the --config file, then the flags given on the command line."""
+    values = read_config_file(args.config) if getattr(args, "config", None) else {}
+    for f in fields(RunConfig):
+        if f.name in vars(args):
+            raw = getattr(args, f.name)
+            values[f.name] = raw if isinstance(raw, bool) else _coerce(f.name, raw, f"--{_flag(f.name)}")
+    return RunConfig(**values)
+
+
+def save_config(config: RunConfig, path: Path) -> None:
+    """Write the resolved configuration as YAML that ``search run --config`` reads back."""
+    import yaml
+
+    header = "# search run --config this-file: the resolved options of this study's latest run\n"
+    path.write_text(header + yaml.safe_dump(config.as_dict(), sort_keys=False))

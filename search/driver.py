@@ -8,13 +8,16 @@ import time
 import optuna
 
 from evaluators import TrialSpec
-from evaluators.trial import cached_dataset
+from evaluators.data import DataError
+from evaluators.latency import device_problem
+from evaluators.trial import trial_data
 from spaces import get_space
 
 from .config import RunConfig
+from .errors import UsageError
 from .executors import Outcome, make_executor
-from .study import open_study
-from .tracking import Tracker
+from .study import journal_path, open_study
+from .tracking import Store, Tracker
 
 Complete = optuna.trial.TrialState.COMPLETE
 
@@ -53,6 +56,14 @@ def _describe(metrics: dict) -> str:
 def run_search(config: RunConfig, executor=None, progress: bool = True, track: bool = True) -> optuna.Study:
     """Ask, evaluate and tell until the study holds ``config.trials`` COMPLETE trials; with ``track``,
     log each told trial and the study to MLflow (search.tracking)."""
+    recipe = config.recipe()
+    problem = device_problem(config.device, check_available=True)
+    if problem:
+        raise UsageError(problem)
+    try:  # read the data first: a data set that cannot be read leaves no study behind
+        data = trial_data(config.dataset, config.data_dir, recipe)
+    except DataError as e:
+        raise UsageError(str(e)) from None
     executor = executor or make_executor(config.workers, config.ray_address, config.cpus_per_trial,
                                          config.gpus_per_trial)
     try:
@@ -62,10 +73,15 @@ def run_search(config: RunConfig, executor=None, progress: bool = True, track: b
         executor.close()
         raise
     if progress:
+        print(f"study {config.study!r} in {journal_path(config.dir, config.study)}: space {config.space}, "
+              f"data {config.dataset} {'x'.join(map(str, data.input_shape))} ({len(data.train[0])} training "
+              f"images), sampler {config.sampler}, objectives {','.join(config.objectives)}, "
+              f"{config.trials} trials, {config.epochs} epochs", file=sys.stderr)
+        if track:
+            print(f"MLflow: experiment {config.study!r} in {Store.resolve().uri} (`search ui` to browse)",
+                  file=sys.stderr)
         print(f"trials run in {executor.description}", file=sys.stderr)
     space = get_space(config.space, exits=config.exits)
-    data = cached_dataset(config.dataset)
-    recipe = config.recipe()
     # genotype text -> metrics of a COMPLETE trial: an equal genotype is not trained again
     known = {t.user_attrs["genotype"]: (t.number, t.user_attrs["metrics"]) for t in _complete(study)
              if "metrics" in t.user_attrs}
@@ -97,7 +113,8 @@ def run_search(config: RunConfig, executor=None, progress: bool = True, track: b
                     trial.set_user_attr("duplicate_of", original)
                     finish(trial, metrics)
                     continue
-                executor.submit(TrialSpec(trial.number, genotype, config.dataset, recipe))
+                executor.submit(TrialSpec(trial.number, genotype, config.dataset, recipe, config.device,
+                                          config.data_dir, config.threads))
                 in_flight[trial.number] = trial
             if not in_flight:
                 continue

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import optuna
 
-from .config import OBJECTIVES, RunConfig
+from .config import CONFIG_FILE, OBJECTIVES, RunConfig, save_config
 from .errors import UsageError
 
 JOURNAL = "journal.log"
@@ -49,9 +49,11 @@ def open_study(config: RunConfig) -> optuna.Study:
     if existed:
         study = optuna.load_study(study_name=config.study, storage=storage)
         stored = study.user_attrs.get("identity")
-        if stored is not None and stored != config.identity():
-            diff = ", ".join(f"{k}={stored[k]!r} (asked {v!r})" for k, v in config.identity().items()
-                             if stored.get(k) != v)
+        # A key an older study did not record counts as that option's default.
+        defaults = RunConfig(space=config.space).identity()
+        if stored is not None and any(stored.get(k, defaults[k]) != v for k, v in config.identity().items()):
+            diff = ", ".join(f"{k}={stored.get(k, defaults[k])!r} (asked {v!r})"
+                             for k, v in config.identity().items() if stored.get(k, defaults[k]) != v)
             raise UsageError(f"study {config.study!r} in {path.parent} was run with {diff}; "
                              f"pass the same options or choose a new --study")
     else:
@@ -60,6 +62,7 @@ def open_study(config: RunConfig) -> optuna.Study:
         study.set_metric_names(list(config.objectives))
         study.set_user_attr("identity", config.identity())
     study.set_user_attr("config", config.as_dict())
+    save_config(config, path.parent / CONFIG_FILE)
     # A continued study reseeds from its size, so a seeded sampler does not replay its first asks.
     study.sampler = make_sampler(config.sampler, config.seed + len(study.trials))
     return study

@@ -258,7 +258,7 @@ class Tracker:
         """The genotype as JSON, and a printable summary of the model it builds."""
         from torch import nn
 
-        from evaluators.trial import cached_dataset
+        from evaluators.trial import trial_data
         from spaces import GenotypeError, build, parse
 
         try:
@@ -266,7 +266,7 @@ class Tracker:
         except GenotypeError as e:
             return {"text": genotype, "error": str(e)}, f"genotype: {genotype}\ndoes not parse: {e}\n"
         document = {"text": genotype, **dataclasses.asdict(g)}
-        data = cached_dataset(self.config.dataset)
+        data = trial_data(self.config.dataset, self.config.data_dir, self.config.recipe())
         lines = [f"genotype: {genotype}",
                  f"input: {'x'.join(map(str, data.input_shape))}, classes: {data.num_classes}"]
         lines += [f"{k}: {metrics[k]:,}" for k in ("params", "macs") if k in metrics]

@@ -1,0 +1,25 @@
+import torch
+
+from evaluators import measure_latency
+from evaluators.latency import device_problem
+from spaces import build, parse
+
+SMALL = parse("stem_c8_k3_s1_relu, ds_r1_k3_s2_c16_relu, head_relu")
+
+
+def test_threads_apply_to_the_measurement_only():
+    before = torch.get_num_threads()
+    target = 1 if before != 1 else 2
+    lat = measure_latency(build(SMALL, (1, 8, 8), 10), (1, 8, 8), min_runs=5, min_seconds=0.01, threads=target)
+    assert lat.threads == target and torch.get_num_threads() == before
+
+
+def test_device_problem_names_the_device():
+    assert device_problem("cpu") is None
+    assert "unknown --device 'gpu'" in device_problem("gpu")
+    assert device_problem("cuda:1") is None  # a name only: a study made on a GPU machine reads anywhere
+    if torch.cuda.is_available():
+        assert device_problem("cuda", check_available=True) is None
+        assert "cuda:99" in device_problem("cuda:99", check_available=True)
+    else:
+        assert "--device cuda asked, but CUDA is not available" in device_problem("cuda", check_available=True)
