@@ -1,9 +1,11 @@
 """Evaluators: data sets, training and accuracy, MACs and parameters, latency, whole trials."""
 from .cost import count_macs, count_params
 from .data import DATASETS, DataError, Dataset, load_dataset, prepare
+from .evaluation import Evaluation, evaluation_for
 from .latency import Latency, measure_latency
 from .training import Recipe, TrainingError, accuracy, train
 from .trial import TrialSpec, evaluate
 
-__all__ = ["DATASETS", "DataError", "Dataset", "Latency", "Recipe", "TrainingError", "TrialSpec", "accuracy",
-           "count_macs", "count_params", "evaluate", "load_dataset", "measure_latency", "prepare", "train"]
+__all__ = ["DATASETS", "DataError", "Dataset", "Evaluation", "Latency", "Recipe", "TrainingError", "TrialSpec",
+           "accuracy", "count_macs", "count_params", "evaluate", "evaluation_for", "load_dataset", "measure_latency",
+           "prepare", "train"]

@@ -65,3 +65,12 @@ def evaluate(spec: TrialSpec) -> dict:
         metrics["accuracy"] = accuracy(model, data.val, spec.device)
         metrics["test_accuracy"] = accuracy(model, data.test, spec.device)
     return metrics
+
+
+def screen(genotype: str, dataset: str, data_dir: str, recipe: Recipe, device: str = "cpu") -> dict:
+    """Cheap metrics of a candidate not yet trained, for a sampler that screens many: exact size
+    and cost, and a short latency measurement (the trial measures it again, fully)."""
+    data = trial_data(dataset, data_dir, recipe)
+    model = build(parse(genotype), data.input_shape, data.num_classes)
+    lat = measure_latency(model, data.input_shape, device, warmup=3, min_runs=10, min_seconds=0.02)
+    return {"params": count_params(model), "macs": count_macs(model, data.input_shape), "latency_ms": lat.median_ms}

@@ -120,14 +120,16 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_spaces(args: argparse.Namespace) -> int:
+    from evaluators.evaluation import dataset_names
     from spaces import NAMED, SPACES
 
     for name, cls in SPACES.items():
         space = cls()
         print(f"space {name}: {space.description}")
+        print(f"  {'data sets':<14} {dataset_names(space.evaluator)}")
         for choice, options in space.choices().items():
             print(f"  {choice:<14} {', '.join(map(str, options))}")
-        with_exits = cls(exits=True).choices().keys() - space.choices().keys()
+        with_exits = cls(exits=True).choices().keys() - space.choices().keys() if hasattr(space, "exits") else ()
         if with_exits:
             print(f"  with --exits: {', '.join(sorted(with_exits))} (0 = no exit there)")
     print("\nnamed genotypes (search inspect NAME):")

@@ -16,9 +16,9 @@ from .errors import UsageError
 
 # name -> optimisation direction
 OBJECTIVES = {"accuracy": "maximize", "latency_ms": "minimize", "macs": "minimize", "params": "minimize"}
-SAMPLERS = ("nsga2", "nsga3", "tpe", "gp", "botorch", "random")
+SAMPLERS = ("hybrid", "nsga2", "nsga3", "tpe", "gp", "botorch", "random")
 DEFAULT_OBJECTIVES = ("accuracy", "latency_ms", "macs")
-DEFAULT_SAMPLER = "tpe"
+DEFAULT_SAMPLER = "hybrid"  # search/hybrid.py; benchmarks/search_quality.py measures it
 CONFIG_FILE = "config.yaml"  # the resolved configuration, saved next to the study's journal
 
 
@@ -42,14 +42,16 @@ def option(default, help: str, *, metavar: str | None = None):
 @dataclass(frozen=True)
 class RunConfig:
     space: str = option("mobile", "search space (see `search spaces`)")
-    dataset: str = option("digits", "digits, fashion-mnist, cifar10 or folder:PATH (one sub-folder of "
-                                    "images per class)", metavar="NAME")
+    dataset: str = option("", "default: the space's first. mobile: digits, fashion-mnist, cifar10 or folder:PATH "
+                              "(one sub-folder of images per class); nb201: cifar10, cifar100 or imagenet "
+                              "(ImageNet16-120), rows of the NAS-Bench-201 table", metavar="NAME")
     data_dir: str = option("", "where the data set's files are: fashion-mnist's idx files (default "
                                "/usr/share/datasets/fashion-mnist), cifar10's cifar-10-batches-py", metavar="DIR")
     trials: int = option(200, "COMPLETE trials the study should hold; running again continues up to this many")
     sampler: str = option(DEFAULT_SAMPLER, f"one of {', '.join(SAMPLERS)}")
-    objectives: tuple[str, ...] = option(DEFAULT_OBJECTIVES, f"comma-separated, any of {', '.join(OBJECTIVES)}",
-                                         metavar="LIST")
+    objectives: tuple[str, ...] = option((), f"comma-separated, any of {', '.join(OBJECTIVES)} that the space "
+                                             f"measures (default: {','.join(DEFAULT_OBJECTIVES)}, less what it does "
+                                             f"not: nb201 has no macs)", metavar="LIST")
     study: str = option("", "study name (default: the space's name)", metavar="NAME")
     dir: str = option("runs", "where studies live", metavar="DIR")
     epochs: int = option(10, "training epochs per trial")
@@ -75,7 +77,6 @@ class RunConfig:
                                           metavar="G")
 
     def __post_init__(self) -> None:
-        from evaluators.data import DataError, check_name
         from evaluators.latency import device_problem
         from spaces import SPACES
 
@@ -99,16 +100,34 @@ class RunConfig:
             raise UsageError(f"unknown space {self.space!r}; available: {', '.join(SPACES)}")
         if self.sampler not in SAMPLERS:
             raise UsageError(f"unknown sampler {self.sampler!r}; choose from {', '.join(SAMPLERS)}")
-        parse_objectives(",".join(self.objectives))
+        self._resolve_for_space(SPACES[self.space])
         if "/" in self.study or self.study.startswith("."):
             raise UsageError(f"bad study name {self.study!r}: use letters, digits, '-' and '_'")
-        try:
-            check_name(self.dataset)
-        except DataError as e:
-            raise UsageError(str(e)) from None
         problem = device_problem(self.device)
         if problem:
             raise UsageError(problem)
+
+    def _resolve_for_space(self, space) -> None:
+        """Data set and objectives: the space's defaults where not given, and only what its
+        evaluator (evaluators.evaluation: trained, or a table) offers."""
+        from evaluators.data import DataError
+        from evaluators.evaluation import DATASETS, METRICS, check_dataset
+
+        kind = space.evaluator
+        if not self.dataset:
+            object.__setattr__(self, "dataset", DATASETS[kind][0])
+        if not self.objectives:
+            object.__setattr__(self, "objectives", tuple(o for o in DEFAULT_OBJECTIVES if o in METRICS[kind]))
+        for name in parse_objectives(",".join(self.objectives)):
+            if name not in METRICS[kind]:
+                raise UsageError(f"objective {name!r} is not measured in space {self.space}; choose from "
+                                 f"{', '.join(o for o in OBJECTIVES if o in METRICS[kind])}")
+        try:
+            check_dataset(kind, self.dataset)
+        except DataError as e:
+            raise UsageError(f"space {self.space}: {e}") from None
+        if self.exits and "exits" not in {f.name for f in fields(space)}:
+            raise UsageError(f"--exits does not apply to space {self.space}")
 
     def identity(self) -> dict:
         """What must stay the same for trials to belong to one study."""

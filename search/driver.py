@@ -7,15 +7,15 @@ import time
 
 import optuna
 
-from evaluators import TrialSpec
+from evaluators import TrialSpec, evaluation_for
 from evaluators.data import DataError
 from evaluators.latency import device_problem
-from evaluators.trial import trial_data
 from spaces import get_space
 
 from .config import RunConfig
 from .errors import UsageError
-from .executors import Outcome, make_executor
+from .executors import LocalExecutor, Outcome, make_executor
+from .hybrid import screen_for
 from .study import journal_path, open_study
 from .tracking import Store, Tracker
 
@@ -49,8 +49,8 @@ class Progress:
 
 
 def _describe(metrics: dict) -> str:
-    return (f"acc {metrics['accuracy']:.4f}  lat {metrics['latency_ms']:.3f} ms  "
-            f"macs {metrics['macs'] / 1e6:.3f} M  params {metrics['params'] / 1e6:.3f} M")
+    parts = [f"acc {metrics['accuracy']:.4f}", f"lat {metrics['latency_ms']:.3f} ms"]
+    return "  ".join(parts + [f"{k} {metrics[k] / 1e6:.3f} M" for k in ("macs", "params") if k in metrics])
 
 
 def run_search(config: RunConfig, executor=None, progress: bool = True, track: bool = True) -> optuna.Study:
@@ -60,28 +60,28 @@ def run_search(config: RunConfig, executor=None, progress: bool = True, track: b
     problem = device_problem(config.device, check_available=True)
     if problem:
         raise UsageError(problem)
+    space = get_space(config.space, **({"exits": True} if config.exits else {}))
     try:  # read the data first: a data set that cannot be read leaves no study behind
-        data = trial_data(config.dataset, config.data_dir, recipe)
+        evaluation = evaluation_for(space.evaluator, config.dataset, config.data_dir, recipe, config.device)
     except DataError as e:
         raise UsageError(str(e)) from None
-    executor = executor or make_executor(config.workers, config.ray_address, config.cpus_per_trial,
-                                         config.gpus_per_trial)
+    # a table is read in this process (evaluation.lookup): no workers to start for it
+    executor = executor or (LocalExecutor() if evaluation.lookup else make_executor(
+        config.workers, config.ray_address, config.cpus_per_trial, config.gpus_per_trial))
     try:
-        study = open_study(config)
+        study = open_study(config, screen_for(space, evaluation))
         tracker = Tracker(study, config) if track else None
     except BaseException:
         executor.close()
         raise
     if progress:
         print(f"study {config.study!r} in {journal_path(config.dir, config.study)}: space {config.space}, "
-              f"data {config.dataset} {'x'.join(map(str, data.input_shape))} ({len(data.train[0])} training "
-              f"images), sampler {config.sampler}, objectives {','.join(config.objectives)}, "
+              f"data {evaluation.description}, sampler {config.sampler}, objectives {','.join(config.objectives)}, "
               f"{config.trials} trials, {config.epochs} epochs", file=sys.stderr)
         if track:
             print(f"MLflow: experiment {config.study!r} in {Store.resolve().uri} (`search ui` to browse)",
                   file=sys.stderr)
         print(f"trials run in {executor.description}", file=sys.stderr)
-    space = get_space(config.space, exits=config.exits)
     # genotype text -> metrics of a COMPLETE trial: an equal genotype is not trained again
     known = {t.user_attrs["genotype"]: (t.number, t.user_attrs["metrics"]) for t in _complete(study)
              if "metrics" in t.user_attrs}
@@ -106,12 +106,15 @@ def run_search(config: RunConfig, executor=None, progress: bool = True, track: b
         while done < config.trials:
             while len(in_flight) < executor.capacity and done + len(in_flight) < config.trials:
                 trial = study.ask()
-                genotype = str(space.sample(trial, data.input_shape))
+                genotype = str(space.sample(trial, evaluation.input_shape))
                 trial.set_user_attr("genotype", genotype)
                 if genotype in known:
                     original, metrics = known[genotype]
                     trial.set_user_attr("duplicate_of", original)
                     finish(trial, metrics)
+                    continue
+                if evaluation.lookup:  # a table: read here, no executor needed
+                    finish(trial, evaluation.lookup(genotype))
                     continue
                 executor.submit(TrialSpec(trial.number, genotype, config.dataset, recipe, config.device,
                                           config.data_dir, config.threads))

@@ -7,6 +7,7 @@ import optuna
 
 from .config import CONFIG_FILE, OBJECTIVES, RunConfig, save_config
 from .errors import UsageError
+from .hybrid import HybridSampler, Screen
 
 JOURNAL = "journal.log"
 
@@ -21,8 +22,13 @@ def _storage(path: Path) -> optuna.storages.JournalStorage:
     return JournalStorage(JournalFileBackend(str(path)))
 
 
-def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+def make_sampler(name: str, seed: int, screen: Screen | None = None) -> optuna.samplers.BaseSampler:
+    """``screen`` (what is known of a candidate before training) is needed by ``hybrid`` only."""
     s = optuna.samplers
+    if name == "hybrid":
+        if screen is None:
+            raise UsageError("the hybrid sampler needs a screen of the space (search.hybrid.screen_for)")
+        return HybridSampler(screen, seed=seed)
     if name == "nsga2":
         return s.NSGAIISampler(population_size=20, seed=seed)
     if name == "nsga3":
@@ -40,7 +46,7 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     raise UsageError(f"unknown sampler {name!r}")
 
 
-def open_study(config: RunConfig) -> optuna.Study:
+def open_study(config: RunConfig, screen: Screen | None = None) -> optuna.Study:
     """Create the study, or continue it when it exists with the same space, data and objectives."""
     path = journal_path(config.dir, config.study)
     existed = path.exists()
@@ -64,7 +70,7 @@ def open_study(config: RunConfig) -> optuna.Study:
     study.set_user_attr("config", config.as_dict())
     save_config(config, path.parent / CONFIG_FILE)
     # A continued study reseeds from its size, so a seeded sampler does not replay its first asks.
-    study.sampler = make_sampler(config.sampler, config.seed + len(study.trials))
+    study.sampler = make_sampler(config.sampler, config.seed + len(study.trials), screen)
     return study
 
 

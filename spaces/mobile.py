@@ -25,6 +25,7 @@ def stage_strides(input_shape: tuple[int, int, int], num_stages: int) -> tuple[i
 @dataclass(frozen=True)
 class MobileSpace:
     name: str = "mobile"
+    evaluator: str = "train"  # how its trials are evaluated (evaluators.evaluation_for)
     exits: bool = False  # also sample early-exit heads after the middle stages
     stem_widths: tuple[int, ...] = (8, 16, 24)
     stage_widths: tuple[tuple[int, ...], ...] = STAGE_WIDTHS
@@ -79,3 +80,16 @@ class MobileSpace:
                       for i in (self._exit_places() if self.exits else ()) if p[f"exit{i}_width"])
         return Genotype(stem=Stem(p["stem_width"], 3, stem_stride, act), stages=stages,
                         head=Head(channels=p["head_width"], act=act), exits=exits)
+
+    def canonical(self, genotype: Genotype) -> Genotype:
+        return genotype  # decode already drops what does not change the network (e.g. e of a conv)
+
+    def features(self, params: dict) -> list[float]:
+        """What a surrogate model reads: numeric choices by their rank in [0, 1], the others one-hot."""
+        out: list[float] = []
+        for name, options in self.choices().items():
+            if all(isinstance(o, (int, float)) for o in options):
+                out.append(options.index(params[name]) / max(len(options) - 1, 1))
+            else:
+                out += [float(params[name] == o) for o in options]
+        return out

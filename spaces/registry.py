@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from .mobile import MobileSpace
+from .nb201 import NB201Space
 
-SPACES = {"mobile": MobileSpace}
+SPACES = {"mobile": MobileSpace, "nb201": NB201Space}
 
 
 def get_space(name: str, **options):

@@ -61,11 +61,27 @@ def test_inspect_genotype_text_and_spaces(cli):
     assert r.returncode == 0 and "space mobile" in r.stdout and "mobilenet_v3_large: stem_c16" in r.stdout
 
 
+def test_nb201_search_reads_the_table(cli, tmp_path):
+    r = cli("run", "--space", "nb201", "--dataset", "cifar100", "--objectives", "accuracy,params", "--trials", "30",
+            "--study", "nb", "--dir", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert "[30/30]" in r.stderr and "sampler hybrid" in r.stderr and "|+|" in r.stdout
+    study = load_study(str(tmp_path), "nb")
+    trials = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert len(trials) == 30 and len({t.user_attrs["genotype"] for t in trials}) == 30
+    for t in trials:
+        assert t.values == [t.user_attrs["accuracy"], t.user_attrs["params"]] and 0 < t.values[0] < 0.75
+    assert trials[-1].user_attrs["screened"] == 15625  # cheap lookups: free, but on record
+
+
 @pytest.mark.parametrize("args,fragment", [
     (["run", "--space", "nope"], "unknown space 'nope'"),
     (["run", "--sampler", "nope"], "unknown sampler 'nope'"),
     (["run", "--objectives", "accuracy,speed"], "unknown objective 'speed'"),
     (["run", "--trials", "0"], "--trials must be a positive integer"),
+    (["run", "--space", "nb201", "--objectives", "accuracy,macs"], "objective 'macs' is not measured in space nb201"),
+    (["run", "--space", "nb201", "--dataset", "digits"], "space nb201: unknown data set 'digits'; available: cifar10, cifar100, imagenet"),
+    (["run", "--space", "nb201", "--exits"], "--exits does not apply to space nb201"),
     (["front", "--study", "missing"], "no study 'missing'"),
     (["inspect", "stem_c8, nope, head"], "unknown section"),
     (["inspect", "mobilenet_v2", "--input", "3x224"], "bad --input"),

