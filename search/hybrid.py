@@ -107,14 +107,16 @@ def improvement(points: np.ndarray, front: np.ndarray) -> np.ndarray:
 
 
 def expected_improvement(mu: np.ndarray, sd: np.ndarray, cheap: np.ndarray, front: np.ndarray) -> np.ndarray:
-    """EHVI of candidates whose error is N(mu, sd^2) and whose cheap objectives (``cheap`` rows)
-    are exact, against ``front`` (error first). Slicing along the error as in ``improvement``,
-    a slice [lo, hi) contributes E[its width] = integral of P(error <= x) over it."""
+    """EHVI of candidates whose log error is N(mu, sd^2) and whose cheap objectives (``cheap``
+    rows) are exact, against ``front`` (error first). Slicing along the error as in
+    ``improvement``, a slice [lo, hi) contributes E[its width] = G(hi) - G(lo), G the integral of
+    P(error <= x): x Phi(z) - exp(mu + sd^2 / 2) Phi(z - sd), z = (log x - mu) / sd."""
     steps = np.unique(np.clip(front[:, 0], 0, 1))
     bounds = np.concatenate([[0.0], steps, [1.0]])
-    z = (bounds[None, :] - mu[:, None]) / sd[:, None]
-    psi = z * ndtr(z) + np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
-    widths = sd[:, None] * np.diff(psi, axis=1)
+    with np.errstate(divide="ignore"):
+        z = (np.log(bounds)[None, :] - mu[:, None]) / sd[:, None]
+    g = bounds[None, :] * ndtr(z) - np.exp(mu + sd * sd / 2)[:, None] * ndtr(z - sd[:, None])
+    widths = np.diff(g, axis=1)
     return sum(widths[:, j] * improvement(cheap, front[front[:, 0] <= lo, 1:])
                for j, lo in enumerate(bounds[:-1]))
 
@@ -252,13 +254,14 @@ class HybridSampler(optuna.samplers.BaseSampler):
         logs = (logs - logs.mean(0)) / (logs.std(0) + 1e-12)
         x = np.hstack([np.vstack([seen.features, pool.features]), logs])
         n = len(done)
-        if costly:
-            i = costly[0]
-            maximize = study.directions[i] == optuna.study.StudyDirection.MAXIMIZE
-            err = np.array([1 - t.values[i] if maximize else t.values[i] for t, _ in done])
-            mu, sd = _GP(x[:n], err).predict(x[n:])
-        else:  # everything is known: the score is the plain improvement
-            err, mu, sd = np.zeros(n), np.zeros(len(pool.keys)), np.full(len(pool.keys), 1e-9)
+        if not costly:  # everything is known: the score is the plain improvement
+            front = pareto(cheap[:n])
+            return improvement(cheap[n:], front)
+        i = costly[0]
+        maximize = study.directions[i] == optuna.study.StudyDirection.MAXIMIZE
+        err = np.clip([1 - t.values[i] if maximize else t.values[i] for t, _ in done], 1e-4, 1)
+        # the model fits log error: good networks differ by fractions of a point, broken ones by tens
+        mu, sd = _GP(x[:n], np.log(err)).predict(x[n:])
         front = pareto(np.column_stack([err, cheap[:n]]))
         return expected_improvement(mu, sd, cheap[n:], front)
 

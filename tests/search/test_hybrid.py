@@ -30,15 +30,15 @@ def test_expected_improvement_matches_sampling_the_error():
     rng = np.random.default_rng(1)
     front = pareto(rng.random((6, 2)))
     cheap = rng.random((4, 1))
-    mu, sd = rng.random(4), np.full(4, 0.15)
+    mu, sd = np.log(rng.uniform(0.05, 0.9, 4)), np.full(4, 0.4)  # log error ~ N(mu, sd^2)
     ehvi = expected_improvement(mu, sd, cheap, front)
     for i in range(4):
-        errors = np.clip(rng.normal(mu[i], sd[i], 20_000), 0, 1)
+        errors = np.clip(np.exp(rng.normal(mu[i], sd[i], 20_000)), 0, 1)
         mc = improvement(np.column_stack([errors, np.full_like(errors, cheap[i, 0])]), front).mean()
         assert ehvi[i] == pytest.approx(mc, abs=0.003)
     # a certain error: exactly the improvement of that point
     sure = expected_improvement(mu, np.full(4, 1e-9), cheap, front)
-    assert np.allclose(sure, improvement(np.column_stack([mu, cheap]), front), atol=1e-7)
+    assert np.allclose(sure, improvement(np.column_stack([np.exp(mu), cheap]), front), atol=1e-7)
 
 
 def _search(sampler, dataset="cifar10", trials=60):
