@@ -10,10 +10,10 @@ lookup, or building the network and timing it briefly). So for each ask the samp
 2. keeps one candidate per network (the space's ``canonical`` form: cells that compute the same
    function are one candidate, the one with the lowest cheap cost) and drops networks already
    tried;
-3. predicts each one's error with a Gaussian process over the space's features and the logs of
-   its cheap metrics;
+3. predicts each one's log error with a Gaussian process over the space's features and the logs
+   of its cheap metrics;
 4. picks the highest expected hypervolume improvement (EHVI). With the cheap objectives known
-   exactly and the error Gaussian, EHVI is an exact sum over the front's steps.
+   exactly and the error log-normal, EHVI is an exact sum over the front's steps.
 
 The first ``startup`` asks pick distinct networks at random. Objectives are minimised after
 normalising: error = 1 - accuracy, each cheap objective divided by the largest value seen;
