@@ -29,7 +29,8 @@ import optuna  # noqa: E402
 
 from evaluators import evaluation_for  # noqa: E402
 from evaluators.tabular import load_table  # noqa: E402
-from search.hybrid import HybridSampler, hypervolume_2d, screen_for  # noqa: E402
+from search.hybrid import HybridSampler, screen_for
+from search.pareto import hypervolume  # noqa: E402
 from search.report import FORMATS, render  # noqa: E402
 from spaces import get_space  # noqa: E402
 
@@ -41,15 +42,11 @@ PLAIN = {
 }
 
 
-def hypervolume(error: np.ndarray, cost: np.ndarray) -> float:
-    return hypervolume_2d(np.column_stack([error, cost]))
-
-
 def table_hv(dataset: str, cost: str) -> tuple[float, float]:
     """HV* of the whole table, and the largest cost that normalises it."""
     rows = load_table(dataset).values()
     top = max(r[cost] for r in rows)
-    return hypervolume(np.array([1 - r["accuracy"] for r in rows]), np.array([r[cost] for r in rows]) / top), top
+    return hypervolume(np.array([[1 - r["accuracy"], r[cost] / top] for r in rows])), top
 
 
 def search(sampler_name: str, dataset: str, cost: str, seed: int, trials: int) -> dict:
@@ -92,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
             hv_star, top = table_hv(dataset, cost)
             for name in args.samplers.split(","):
                 runs = [search(name, dataset, cost, seed, args.trials) for seed in range(args.seeds)]
-                scores = [hypervolume(1 - r["values"][:, 0], r["values"][:, 1] / top) / hv_star for r in runs]
+                scores = [hypervolume(np.column_stack([1 - r["values"][:, 0], r["values"][:, 1] / top])) / hv_star
+                          for r in runs]
                 rows.append({"dataset": dataset, "objectives": f"accuracy,{cost}", "sampler": name,
                              "median": f"{statistics.median(scores):.4f}", "worst": f"{min(scores):.4f}",
                              "HV*": f"{hv_star:.6f}"})

@@ -121,17 +121,7 @@ def expected_improvement(mu: np.ndarray, sd: np.ndarray, cheap: np.ndarray, fron
                for j, lo in enumerate(bounds[:-1]))
 
 
-def hypervolume_2d(points: np.ndarray) -> float:
-    """Hypervolume of rows (2 objectives, minimised, in [0, 1]) with reference point (1, 1)."""
-    volume, best = 0.0, 1.0
-    for a, b in points[np.lexsort((points[:, 0], points[:, 1]))]:  # by the second, then the first
-        if a < best:
-            volume += (best - a) * (1 - b)
-            best = a
-    return volume
-
-
-def pareto(points: np.ndarray) -> np.ndarray:
+def nondominated(points: np.ndarray) -> np.ndarray:
     """Rows of ``points`` (minimised) that no other row dominates."""
     keep = [i for i, p in enumerate(points)
             if not np.any(np.all(points <= p, axis=1) & np.any(points < p, axis=1))]
@@ -255,14 +245,14 @@ class HybridSampler(optuna.samplers.BaseSampler):
         x = np.hstack([np.vstack([seen.features, pool.features]), logs])
         n = len(done)
         if not costly:  # everything is known: the score is the plain improvement
-            front = pareto(cheap[:n])
+            front = nondominated(cheap[:n])
             return improvement(cheap[n:], front)
         i = costly[0]
         maximize = study.directions[i] == optuna.study.StudyDirection.MAXIMIZE
         err = np.clip([1 - t.values[i] if maximize else t.values[i] for t, _ in done], 1e-4, 1)
         # the model fits log error: good networks differ by fractions of a point, broken ones by tens
         mu, sd = _GP(x[:n], np.log(err)).predict(x[n:])
-        front = pareto(np.column_stack([err, cheap[:n]]))
+        front = nondominated(np.column_stack([err, cheap[:n]]))
         return expected_improvement(mu, sd, cheap[n:], front)
 
 

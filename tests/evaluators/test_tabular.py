@@ -3,7 +3,7 @@ import pytest
 
 from evaluators import evaluation_for
 from evaluators.tabular import TableError, load_table, lookup
-from search.hybrid import hypervolume_2d
+from search.pareto import hypervolume
 
 TEXT = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|none~0|avg_pool_3x3~1|nor_conv_3x3~2|"
 
@@ -13,7 +13,7 @@ def test_table_hypervolume_matches_the_reference(cost, expected):
     rows = list(load_table("cifar10").values())
     assert len(rows) == 15625
     c = np.array([r[cost] for r in rows], float)
-    hv = hypervolume_2d(np.column_stack([[1 - r["accuracy"] for r in rows], c / c.max()]))
+    hv = hypervolume(np.column_stack([[1 - r["accuracy"] for r in rows], c / c.max()]))
     assert hv == pytest.approx(expected, abs=1e-6)
 
 

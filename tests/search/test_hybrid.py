@@ -4,7 +4,8 @@ import pytest
 
 from evaluators import evaluation_for
 from evaluators.tabular import load_table
-from search.hybrid import HybridSampler, expected_improvement, hypervolume_2d, improvement, pareto, screen_for
+from search.hybrid import HybridSampler, expected_improvement, improvement, nondominated, screen_for
+from search.pareto import hypervolume
 from spaces import get_space
 
 
@@ -14,11 +15,11 @@ def _monte_carlo_hv(points: np.ndarray, samples: np.ndarray) -> float:
 
 def test_improvement_is_the_hypervolume_gained():
     rng = np.random.default_rng(0)
-    front = pareto(rng.random((8, 2)))
+    front = nondominated(rng.random((8, 2)))
     points = rng.random((20, 2))
-    exact = [hypervolume_2d(np.vstack([front, p])) - hypervolume_2d(front) for p in points]
+    exact = [hypervolume(np.vstack([front, p])) - hypervolume(front) for p in points]
     assert np.allclose(improvement(points, front), exact)
-    front3, points3 = pareto(rng.random((10, 3))), rng.random((5, 3))
+    front3, points3 = nondominated(rng.random((10, 3))), rng.random((5, 3))
     samples = rng.random((200_000, 3))
     base = _monte_carlo_hv(front3, samples)
     mc = [_monte_carlo_hv(np.vstack([front3, p]), samples) - base for p in points3]
@@ -28,7 +29,7 @@ def test_improvement_is_the_hypervolume_gained():
 
 def test_expected_improvement_matches_sampling_the_error():
     rng = np.random.default_rng(1)
-    front = pareto(rng.random((6, 2)))
+    front = nondominated(rng.random((6, 2)))
     cheap = rng.random((4, 1))
     mu, sd = np.log(rng.uniform(0.05, 0.9, 4)), np.full(4, 0.4)  # log error ~ N(mu, sd^2)
     ehvi = expected_improvement(mu, sd, cheap, front)
@@ -51,7 +52,7 @@ def _search(sampler, dataset="cifar10", trials=60):
         study.tell(trial, [m["accuracy"], m["latency_ms"]])
     top = max(r["latency_ms"] for r in load_table(dataset).values())
     values = np.array([t.values for t in study.trials])
-    return study, hypervolume_2d(np.column_stack([1 - values[:, 0], values[:, 1] / top])) / 0.631877
+    return study, hypervolume(np.column_stack([1 - values[:, 0], values[:, 1] / top])) / 0.631877
 
 
 def test_hybrid_on_nb201_tries_each_network_once_and_beats_random():
