@@ -207,7 +207,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE.yaml",
                         help="read options from this YAML file (keys: the option names); flags override it")
     for f in fields(RunConfig):
-        help_text = f.metadata.get("help", "") + ("" if f.default in ("", None) else f" (default: {_shown(f.default)})")
+        help_text = f.metadata.get("help", "") + ("" if f.default in ("", None, ()) else f" (default: {_shown(f.default)})")
         kind = _base(_types()[f.name])[0]
         if kind is bool:
             parser.add_argument(f"--{_flag(f.name)}", dest=f.name, action=argparse.BooleanOptionalAction,
