@@ -1,0 +1,57 @@
+"""Trials left RUNNING by a search process that died (kill -9, a lost machine) are reclaimed:
+marked FAIL with the reason and their parameters queued to be tried again."""
+from __future__ import annotations
+
+import os
+import socket
+
+import optuna
+
+Running = optuna.trial.TrialState.RUNNING
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (Linux), to tell a reused pid apart."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def owner() -> str:
+    """host:pid:start of this process, stored on every trial it runs."""
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{pid}:{_start_time(pid) or '?'}"
+
+
+def _dead(owner_text: str) -> bool:
+    host, pid, start = owner_text.rsplit(":", 2)
+    if host != socket.gethostname():
+        return False  # another machine's process: nothing here can tell whether it lives
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, ValueError):
+        return False
+    return start != "?" and _start_time(int(pid)) != start
+
+
+def reclaim_abandoned(study: optuna.Study) -> list[int]:
+    """Fail the RUNNING trials whose process on this host is gone and queue their parameters
+    again; return their numbers. Trials of live processes (a second `search run`) stay."""
+    reclaimed = []
+    for t in study.get_trials(deepcopy=False, states=(Running,)):
+        who = t.user_attrs.get("owner")
+        if not who or not _dead(who):
+            continue
+        storage = study._storage
+        try:
+            storage.set_trial_user_attr(t._trial_id, "fail_reason", f"abandoned: its search process ({who}) died")
+            storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another process reclaimed it first
+        study.enqueue_trial(t.params, user_attrs={"retry_of": t.number}, skip_if_exists=False)
+        reclaimed.append(t.number)
+    return reclaimed

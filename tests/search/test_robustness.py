@@ -1,0 +1,95 @@
+"""A search survives kill -9, Ctrl-C, a second process on the same study, and bad input."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import mlflow
+import optuna
+
+from search.study import journal_path, load_study
+from tests.conftest import ROOT
+
+Complete, Fail, Running = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL,
+                           optuna.trial.TrialState.RUNNING)
+
+
+def _start(tmp_path, trials: int, study: str = "s"):
+    args = [sys.executable, "-m", "search", "run", "--trials", str(trials), "--epochs", "1", "--workers", "1",
+            "--sampler", "random", "--study", study, "--dir", str(tmp_path)]
+    return subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), args
+
+
+def _wait_for(tmp_path, predicate, timeout=240, study="s"):
+    """Poll the study until predicate(trials) holds (a trial RUNNING after some COMPLETE)."""
+    end = time.time() + timeout
+    while time.time() < end:
+        if journal_path(str(tmp_path), study).exists():
+            try:
+                trials = load_study(str(tmp_path), study).get_trials(deepcopy=False)
+                if predicate(trials):
+                    return trials
+            except Exception:
+                pass  # the study is still being created
+        time.sleep(0.2)
+    raise AssertionError("the run never reached the awaited state")
+
+
+def _mid_run(trials):
+    return sum(t.state == Complete for t in trials) >= 1 and trials[-1].state == Running
+
+
+def test_kill_9_then_the_same_command_resumes(tmp_path, mlflow_store):
+    proc, args = _start(tmp_path, 4)
+    trials = _wait_for(tmp_path, _mid_run)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    survivors = {t.number for t in load_study(str(tmp_path), "s").trials if t.state == Complete}
+    assert survivors
+    abandoned = [t for t in load_study(str(tmp_path), "s").trials if t.state == Running]
+    assert abandoned  # the dead process left a RUNNING trial behind
+
+    r = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    study = load_study(str(tmp_path), "s")
+    by_number = {t.number: t for t in study.trials}
+    assert sum(t.state == Complete for t in study.trials) == 4
+    assert survivors <= {t.number for t in study.trials if t.state == Complete}  # nothing lost
+    assert not [t for t in study.trials if t.state == Running]
+    for t in abandoned:
+        dead = by_number[t.number]
+        assert dead.state == Fail and "abandoned" in dead.user_attrs["fail_reason"]
+        retry = [u for u in study.trials if u.user_attrs.get("retry_of") == t.number]
+        assert retry and retry[0].params == t.params and retry[0].state == Complete
+    # MLflow: no run of this study left RUNNING, failed trial logged as failed
+    runs = mlflow.search_runs(experiment_names=["s"], output_format="list")
+    assert runs and not [r for r in runs if r.info.status == "RUNNING"]
+    failed = [r for r in runs if r.data.tags.get("state") == "FAIL"]
+    assert {int(r.data.tags["trial"]) for r in failed} >= {t.number for t in abandoned}
+
+
+def test_ctrl_c_stops_cleanly_with_the_front_so_far(tmp_path):
+    proc, args = _start(tmp_path, 50)
+    _wait_for(tmp_path, _mid_run)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert "genotype" in out.splitlines()[0]  # the front so far, as a table
+    study = load_study(str(tmp_path), "s")
+    assert not [t for t in study.trials if t.state == Running]
+    stopped = [t for t in study.trials if t.state == Fail]
+    assert stopped and all("interrupted" in t.user_attrs["fail_reason"] for t in stopped)
+
+
+def test_two_processes_share_one_study(tmp_path):
+    (a, _), (b, _) = _start(tmp_path, 6), _start(tmp_path, 6)
+    for p in (a, b):
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err
+    study = load_study(str(tmp_path), "s")
+    numbers = [t.number for t in study.trials]
+    assert len(numbers) == len(set(numbers))
+    assert 6 <= sum(t.state == Complete for t in study.trials) <= 7  # 7 only if both asked at once
+    assert not [t for t in study.trials if t.state == Running]
