@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 import warnings
@@ -32,9 +33,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .driver import run_search
     from .front import front_rows
 
+    import optuna
+
+    from .study import load_study
+
     config = config_from_args(args)
     t0 = time.perf_counter()
-    study = run_search(config)
+    # SIGTERM (a scheduler stopping the job) is handled like Ctrl-C; SIGINT is set too: a shell without job control starts background commands with it ignored.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        study = run_search(config)
+    except KeyboardInterrupt:
+        study = load_study(config.dir, config.study)
+        complete = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+        print(f"search: interrupted after {time.perf_counter() - t0:.1f} s: {complete} complete trials kept; "
+              f"trials in flight were abandoned and queued to run again. The same command continues. "
+              f"Pareto front so far:", file=sys.stderr)
+        print(render(front_rows(study), "table"))
+        return 130
     print(f"done: {config.trials} complete trials in {time.perf_counter() - t0:.1f} s; Pareto front:",
           file=sys.stderr)
     print(render(front_rows(study), "table"))

@@ -16,10 +16,11 @@ from .config import RunConfig
 from .errors import UsageError
 from .executors import LocalExecutor, Outcome, make_executor
 from .hybrid import screen_for
+from .recovery import OWNER, abandon, reclaim_abandoned
 from .study import journal_path, open_study
 from .tracking import Store, Tracker
 
-Complete = optuna.trial.TrialState.COMPLETE
+Complete, Running = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING
 
 
 def _complete(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
@@ -82,6 +83,11 @@ def run_search(config: RunConfig, executor=None, progress: bool = True, track: b
             print(f"MLflow: experiment {config.study!r} in {Store.resolve().uri} (`search ui` to browse)",
                   file=sys.stderr)
         print(f"trials run in {executor.description}", file=sys.stderr)
+    for number in reclaim_abandoned(study):
+        print(f"trial {number} was left running by a search process that died: failed, queued again",
+              file=sys.stderr)
+        if tracker:
+            tracker.trial(study, study.trials[number])
     # genotype text -> metrics of a COMPLETE trial: an equal genotype is not trained again
     known = {t.user_attrs["genotype"]: (t.number, t.user_attrs["metrics"]) for t in _complete(study)
              if "metrics" in t.user_attrs}
@@ -103,27 +109,48 @@ def run_search(config: RunConfig, executor=None, progress: bool = True, track: b
             report.trial(done, trial.number, _describe(metrics), len(study.best_trials))
 
     try:
-        while done < config.trials:
-            while len(in_flight) < executor.capacity and done + len(in_flight) < config.trials:
+        while True:
+            # Counted in the storage, so two `search run`s on one study share the work.
+            states = [t.state for t in study.get_trials(deepcopy=False, states=(Complete, Running))]
+            done, running = states.count(Complete), states.count(Running)
+            if done >= config.trials and not in_flight:
+                break
+            while len(in_flight) < executor.capacity and done + running < config.trials:
                 trial = study.ask()
+                in_flight[trial.number] = trial  # from here on, an interrupt abandons it
+                trial.set_user_attr("owner", OWNER)
                 genotype = str(space.sample(trial, evaluation.input_shape))
                 trial.set_user_attr("genotype", genotype)
                 if genotype in known:
                     original, metrics = known[genotype]
                     trial.set_user_attr("duplicate_of", original)
                     finish(trial, metrics)
+                    del in_flight[trial.number]
                     continue
                 if evaluation.lookup:  # a table: read here, no executor needed
                     finish(trial, evaluation.lookup(genotype))
+                    del in_flight[trial.number]
                     continue
                 executor.submit(TrialSpec(trial.number, genotype, config.dataset, recipe, config.device,
                                           config.data_dir, config.threads))
-                in_flight[trial.number] = trial
-            if not in_flight:
-                continue
-            for outcome in executor.wait():
-                trial = in_flight.pop(outcome.spec.number)
-                _record(study, trial, outcome, finish, report, done, tracker)
+                running += 1
+            if in_flight:
+                for outcome in executor.wait():
+                    _record(study, in_flight[outcome.spec.number], outcome, finish, report, done, tracker)
+                    del in_flight[outcome.spec.number]
+            elif done < config.trials:  # the last trials run in another process: wait for them
+                time.sleep(1.0)
+                reclaim_abandoned(study)
+    except KeyboardInterrupt:
+        # In-flight trials are abandoned, not finished: failed with the reason, queued to run again.
+        for trial in in_flight.values():
+            try:
+                abandon(study, trial, "interrupted (Ctrl-C) before it finished")
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue  # told just before the interrupt
+            if tracker:
+                tracker.trial(study, study.trials[trial.number])
+        raise
     finally:
         executor.close()
         if tracker:

@@ -2,6 +2,7 @@
 marked FAIL with the reason and their parameters queued to be tried again."""
 from __future__ import annotations
 
+import datetime
 import os
 import socket
 
@@ -25,6 +26,19 @@ def owner() -> str:
     return f"{socket.gethostname()}:{pid}:{_start_time(pid) or '?'}"
 
 
+OWNER = owner()
+UNOWNED_GRACE_S = 60  # a trial killed between ask and its owner tag is given up after this
+
+
+def abandon(study: optuna.Study, trial: optuna.trial.Trial | optuna.trial.FrozenTrial, reason: str) -> None:
+    """Fail a trial with ``reason`` and queue its parameters to be tried again."""
+    storage = study._storage
+    storage.set_trial_user_attr(trial._trial_id, "fail_reason", f"abandoned: {reason}")
+    storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+    params = trial.params
+    study.enqueue_trial(params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
+
+
 def _dead(owner_text: str) -> bool:
     host, pid, start = owner_text.rsplit(":", 2)
     if host != socket.gethostname():
@@ -42,16 +56,15 @@ def reclaim_abandoned(study: optuna.Study) -> list[int]:
     """Fail the RUNNING trials whose process on this host is gone and queue their parameters
     again; return their numbers. Trials of live processes (a second `search run`) stay."""
     reclaimed = []
+    now = datetime.datetime.now()
     for t in study.get_trials(deepcopy=False, states=(Running,)):
         who = t.user_attrs.get("owner")
-        if not who or not _dead(who):
+        unowned_and_old = who is None and t.datetime_start and (now - t.datetime_start).total_seconds() > UNOWNED_GRACE_S
+        if not (unowned_and_old or (who and _dead(who))):
             continue
-        storage = study._storage
         try:
-            storage.set_trial_user_attr(t._trial_id, "fail_reason", f"abandoned: its search process ({who}) died")
-            storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+            abandon(study, t, f"its search process ({who or 'unknown'}) died")
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # another process reclaimed it first
-        study.enqueue_trial(t.params, user_attrs={"retry_of": t.number}, skip_if_exists=False)
         reclaimed.append(t.number)
     return reclaimed

@@ -1,9 +1,13 @@
 """Where a study lives (an Optuna journal file under ``<dir>/<study>/``) and its sampler."""
 from __future__ import annotations
 
+import os
+import sys
+import time
 from pathlib import Path
 
 import optuna
+from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock, JournalStorage
 
 from .config import CONFIG_FILE, OBJECTIVES, RunConfig, save_config
 from .errors import UsageError
@@ -16,10 +20,51 @@ def journal_path(directory: str, study: str) -> Path:
     return Path(directory) / study / JOURNAL
 
 
-def _storage(path: Path) -> optuna.storages.JournalStorage:
-    from optuna.storages.journal import JournalFileBackend, JournalStorage
+STALE_LOCK_S = 10.0  # a write holds the lock for milliseconds: an older lock was left by a killed process
+LOCK_TIMEOUT_S = 60.0
 
-    return JournalStorage(JournalFileBackend(str(path)))
+
+class _TimedLock(JournalFileSymlinkLock):
+    """Optuna's symlink lock that breaks a stale lock (kill -9 during a write) after STALE_LOCK_S
+    and gives up with a clear error, not a hang, when the file stays locked LOCK_TIMEOUT_S."""
+
+    def __init__(self, filepath: str) -> None:
+        super().__init__(filepath, grace_period=None)
+
+    def acquire(self) -> bool:
+        deadline, pause = time.monotonic() + LOCK_TIMEOUT_S, 0.001
+        while True:
+            try:
+                os.symlink(self._lock_target_file, self._lock_file)
+                return True
+            except FileExistsError:
+                pass
+            try:
+                if time.time() - os.lstat(self._lock_file).st_mtime > STALE_LOCK_S:
+                    os.unlink(self._lock_file)
+                    print(f"search: removed a stale lock {self._lock_file} (left by a killed process)",
+                          file=sys.stderr)
+                    continue
+            except FileNotFoundError:
+                continue
+            if time.monotonic() > deadline:
+                raise UsageError(f"study file {self._lock_target_file} stayed locked for {LOCK_TIMEOUT_S:.0f} s "
+                                 f"({self._lock_file}); another process keeps writing it") from None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+
+
+def _storage(path: Path) -> JournalStorage:
+    """The study's journal; a file that cannot be read is one clear error and is left untouched."""
+    try:
+        return JournalStorage(JournalFileBackend(str(path), lock_obj=_TimedLock(str(path))))
+    except UsageError:
+        raise
+    except PermissionError as e:
+        raise UsageError(f"cannot open study file {path}: {e.strerror}") from None
+    except Exception as e:  # Optuna replays every line: any damage shows up here
+        raise UsageError(f"study file {path} is corrupt ({type(e).__name__}: {e}); it was left as it was — "
+                         f"restore it or choose a new --study") from None
 
 
 def make_sampler(name: str, seed: int, screen: Screen | None = None) -> optuna.samplers.BaseSampler:
@@ -49,10 +94,18 @@ def make_sampler(name: str, seed: int, screen: Screen | None = None) -> optuna.s
 def open_study(config: RunConfig, screen: Screen | None = None) -> optuna.Study:
     """Create the study, or continue it when it exists with the same space, data and objectives."""
     path = journal_path(config.dir, config.study)
-    existed = path.exists()
     path.parent.mkdir(parents=True, exist_ok=True)
     storage = _storage(path)
-    if existed:
+    names = {s.study_name for s in storage.get_all_studies()}  # reading first: a failed create still writes
+    if config.study not in names:
+        try:
+            study = optuna.create_study(study_name=config.study, storage=storage,
+                                        directions=[OBJECTIVES[o] for o in config.objectives])
+            study.set_metric_names(list(config.objectives))
+            study.set_user_attr("identity", config.identity())
+        except optuna.exceptions.DuplicatedStudyError:  # a second `search run` made it just now
+            names.add(config.study)
+    if config.study in names:
         study = optuna.load_study(study_name=config.study, storage=storage)
         stored = study.user_attrs.get("identity")
         # A key an older study did not record counts as that option's default.
@@ -62,11 +115,6 @@ def open_study(config: RunConfig, screen: Screen | None = None) -> optuna.Study:
                              for k, v in config.identity().items() if stored.get(k, defaults[k]) != v)
             raise UsageError(f"study {config.study!r} in {path.parent} was run with {diff}; "
                              f"pass the same options or choose a new --study")
-    else:
-        study = optuna.create_study(study_name=config.study, storage=storage,
-                                    directions=[OBJECTIVES[o] for o in config.objectives])
-        study.set_metric_names(list(config.objectives))
-        study.set_user_attr("identity", config.identity())
     study.set_user_attr("config", config.as_dict())
     save_config(config, path.parent / CONFIG_FILE)
     # A continued study reseeds from its size, so a seeded sampler does not replay its first asks.
@@ -78,4 +126,8 @@ def load_study(directory: str, name: str) -> optuna.Study:
     path = journal_path(directory, name)
     if not path.exists():
         raise UsageError(f"no study {name!r} in {directory}/ (looked for {path})")
-    return optuna.load_study(study_name=name, storage=_storage(path))
+    storage = _storage(path)
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        raise UsageError(f"study file {path} holds no study named {name!r}") from None
