@@ -30,7 +30,7 @@ def _complete(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 class Progress:
     """One line per finished trial on stderr: count, metrics, front size, elapsed and ETA."""
 
-    def __init__(self, target: int, start_count: int, stream=sys.stderr) -> None:
+    def __init__(self, target: int, start_count: int, stream=None) -> None:
         self.target, self.start_count, self.stream = target, start_count, stream
         self.t0 = time.perf_counter()
 
@@ -46,7 +46,7 @@ class Progress:
         eta_text = self._clock(eta) if math.isfinite(eta) else "?"
         width = len(str(self.target))
         print(f"[{done:>{width}}/{self.target}] trial {number:<4} {outcome}  | front {front} | "
-              f"elapsed {self._clock(elapsed)} eta {eta_text}", file=self.stream, flush=True)
+              f"elapsed {self._clock(elapsed)} eta {eta_text}", file=self.stream or sys.stderr, flush=True)
 
 
 def _describe(metrics: dict) -> str:

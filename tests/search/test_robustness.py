@@ -7,6 +7,7 @@ import time
 
 import mlflow
 import optuna
+import pytest
 
 from search.study import journal_path, load_study
 from tests.conftest import ROOT
@@ -93,3 +94,76 @@ def test_two_processes_share_one_study(tmp_path):
     assert len(numbers) == len(set(numbers))
     assert 6 <= sum(t.state == Complete for t in study.trials) <= 7  # 7 only if both asked at once
     assert not [t for t in study.trials if t.state == Running]
+
+
+def _snapshot(root):
+    return {p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _one_line_exit_2(capsys, *argv):
+    from search.cli import main
+
+    code = main(list(argv))
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1 and err.startswith("search: error:") and "Traceback" not in err
+    return err
+
+
+@pytest.mark.parametrize("argv,fragment", [
+    (["run", "--space", "nope"], "'nope'"),
+    (["run", "--sampler", "nope"], "'nope'"),
+    (["run", "--objectives", "accuracy,speed"], "'speed'"),
+    (["run", "--dataset", "nope"], "'nope'"),
+    (["run", "--trials", "0"], "--trials"),
+    (["run", "--trials", "-3"], "--trials"),
+    (["run", "--workers", "0"], "--workers"),
+    (["run", "--dataset", "fashion-mnist", "--data-dir", "/nonexistent/fmnist"], "/nonexistent/fmnist"),
+    (["front", "--study", "missing"], "'missing'"),
+])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, argv, fragment):
+    err = _one_line_exit_2(capsys, *argv, "--dir", str(tmp_path))
+    assert fragment in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_malformed_and_unknown_config_files(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("trials: [1, 2\n")
+    assert "bad.yaml" in _one_line_exit_2(capsys, "run", "--config", str(bad), "--dir", str(tmp_path / "r"))
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text("trials: 3\ntrails: 4\n")
+    assert "trails" in _one_line_exit_2(capsys, "run", "--config", str(unknown), "--dir", str(tmp_path / "r"))
+    assert not (tmp_path / "r").exists()
+
+
+def test_corrupt_study_file_is_reported_and_left_as_it_was(tmp_path, capsys):
+    from search.cli import main
+
+    assert main(["run", "--trials", "1", "--epochs", "1", "--workers", "1", "--study", "s",
+                 "--dir", str(tmp_path)]) == 0
+    journal = journal_path(str(tmp_path), "s")
+    with journal.open("ab") as f:
+        f.write(b'{"op_code": 5, "worker_id": "x", "trial_id": \n{not json}\n')
+    before = _snapshot(tmp_path)
+    capsys.readouterr()
+    for argv in (["front", "--study", "s"], ["run", "--trials", "2", "--epochs", "1", "--study", "s"]):
+        assert "corrupt" in _one_line_exit_2(capsys, *argv, "--dir", str(tmp_path))
+    assert _snapshot(tmp_path) == before
+
+
+def test_a_stale_lock_from_a_killed_writer_is_broken(tmp_path, capsys):
+    from search.cli import main
+
+    assert main(["run", "--trials", "1", "--epochs", "1", "--workers", "1", "--study", "s",
+                 "--dir", str(tmp_path)]) == 0
+    journal = journal_path(str(tmp_path), "s")
+    lock = journal.with_name(journal.name + ".lock")
+    os.symlink(journal, lock)
+    old = time.time() - 60
+    os.utime(lock, (old, old), follow_symlinks=False)
+    capsys.readouterr()
+    assert main(["run", "--trials", "2", "--epochs", "1", "--workers", "1", "--study", "s",
+                 "--dir", str(tmp_path)]) == 0
+    assert "removed a stale lock" in capsys.readouterr().err
+    assert sum(t.state == Complete for t in load_study(str(tmp_path), "s").trials) == 2
