@@ -6,6 +6,7 @@ import sys
 import time
 
 import optuna
+import torch
 
 from evaluators import TrialSpec, evaluation_for
 from evaluators.data import DataError
@@ -69,6 +70,8 @@ def run_search(config: RunConfig, executor=None, progress: bool = True, track: b
     # a table is read in this process (evaluation.lookup): no workers to start for it
     executor = executor or (LocalExecutor() if evaluation.lookup else make_executor(
         config.workers, config.ray_address, config.cpus_per_trial, config.gpus_per_trial))
+    if not isinstance(executor, LocalExecutor):
+        torch.set_num_threads(1)  # workers own the cores; this process only asks, screens and tells
     try:
         study = open_study(config, screen_for(space, evaluation))
         tracker = Tracker(study, config) if track else None

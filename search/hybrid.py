@@ -5,7 +5,7 @@ Only accuracy costs a trial; latency, MACs and parameters are known before train
 lookup, or building the network and timing it briefly). So for each ask the sampler
 
 1. gathers candidates: every cell when the space is small enough to list (NAS-Bench-201:
-   15,625), else ``pool`` fresh ones, half random, half one or two choices away from a front
+   15,625), else ``pool`` (16) fresh ones, half random, half one or two choices away from a front
    member;
 2. keeps one candidate per network (the space's ``canonical`` form: cells that compute the same
    function are one candidate, the one with the lowest cheap cost) and drops networks already
@@ -151,7 +151,7 @@ class _Pool:
 
 
 class HybridSampler(optuna.samplers.BaseSampler):
-    def __init__(self, screen: Screen, seed: int | None = None, startup: int = 10, pool: int = 32) -> None:
+    def __init__(self, screen: Screen, seed: int | None = None, startup: int = 10, pool: int = 16) -> None:
         self.screen, self.startup, self.pool = screen, startup, pool
         self.rng = np.random.default_rng(seed)
         self.space = {n: CategoricalDistribution(list(o)) for n, o in screen.choices.items()}
