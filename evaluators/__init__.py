@@ -4,8 +4,8 @@ from .data import DATASETS, DataError, Dataset, load_dataset, prepare
 from .evaluation import Evaluation, evaluation_for
 from .latency import Latency, measure_latency
 from .training import Recipe, TrainingError, accuracy, train
-from .trial import TrialSpec, evaluate
+from .trial import TrialResult, TrialSpec, evaluate
 
-__all__ = ["DATASETS", "DataError", "Dataset", "Evaluation", "Latency", "Recipe", "TrainingError", "TrialSpec",
+__all__ = ["DATASETS", "DataError", "Dataset", "Evaluation", "Latency", "Recipe", "TrainingError", "TrialResult", "TrialSpec",
            "accuracy", "count_macs", "count_params", "evaluate", "evaluation_for", "load_dataset", "measure_latency",
            "prepare", "train"]

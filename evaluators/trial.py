@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import io
 import time
 from dataclasses import dataclass
 
@@ -27,6 +28,12 @@ class TrialSpec:
     threads: int = 0  # CPU threads for the latency measurement (0 = torch's default)
 
 
+@dataclass(frozen=True)
+class TrialResult:
+    metrics: dict
+    weights: bytes  # the trained state_dict, torch.save'd: workers return it, the driver stores it
+
+
 @functools.lru_cache(maxsize=2)
 def cached_dataset(name: str, data_dir: str = "") -> Dataset:
     return load_dataset(name, data_dir)
@@ -50,8 +57,15 @@ def cheap_metrics(model: torch.nn.Module, input_shape: tuple[int, int, int], dev
             "latency_ms": lat.median_ms, "latency_threads": lat.threads, "latency_runs": lat.runs}
 
 
-def evaluate(spec: TrialSpec) -> dict:
-    """Build, cost, train and validate one genotype; raises on failure (the caller records why)."""
+def state_dict_bytes(model: torch.nn.Module) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return buffer.getvalue()
+
+
+def evaluate(spec: TrialSpec) -> TrialResult:
+    """Build, cost, train and validate one genotype; raises on failure (the caller records why).
+    Writes no files: it may run on another machine."""
     data = trial_data(spec.dataset, spec.data_dir, spec.recipe)
     torch.manual_seed(spec.recipe.seed)
     model = build(parse(spec.genotype), data.input_shape, data.num_classes)
@@ -64,7 +78,7 @@ def evaluate(spec: TrialSpec) -> dict:
         metrics["train_seconds"] = time.perf_counter() - t0
         metrics["accuracy"] = accuracy(model, data.val, spec.device)
         metrics["test_accuracy"] = accuracy(model, data.test, spec.device)
-    return metrics
+    return TrialResult(metrics, state_dict_bytes(model))
 
 
 def screen(genotype: str, dataset: str, data_dir: str, recipe: Recipe, device: str = "cpu") -> dict:

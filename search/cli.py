@@ -10,6 +10,7 @@ import warnings
 
 from .config import add_run_options, config_from_args
 from .errors import UsageError
+from .export import PICKS
 from .report import FORMATS, render
 
 
@@ -108,6 +109,17 @@ def cmd_ui(args: argparse.Namespace) -> int:
     os.execv(sys.executable, command)
 
 
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import ExportRequest, export
+
+    request = ExportRequest(study=args.study, out=args.out, dir=args.dir, trial=args.trial, pick=args.pick,
+                            max_latency_ms=args.max_latency_ms, max_macs=args.max_macs,
+                            retrain_epochs=args.retrain_epochs)
+    print("\n".join(export(request)))
+    return 0
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     from evaluators.trial import cheap_metrics
     from spaces import NAMED, GenotypeError, build, parse
@@ -177,6 +189,20 @@ def parser() -> argparse.ArgumentParser:
     u = sub.add_parser("ui", help="start the MLflow UI on the tracking store and print its URL")
     u.add_argument("--port", type=int, default=5000, help="port on 127.0.0.1 (default 5000)")
     u.set_defaults(func=cmd_ui)
+
+    e = sub.add_parser("export", help="write a front member as a standalone PyTorch model.py, weights, "
+                       "metadata and ONNX")
+    e.add_argument("--study", required=True, help="study name")
+    e.add_argument("--dir", default="runs", help="where studies live (default runs/)")
+    which = e.add_mutually_exclusive_group()
+    which.add_argument("--trial", type=int, help="export this COMPLETE trial")
+    which.add_argument("--pick", choices=PICKS, help="which front member: knee (default), max-accuracy, "
+                       "min-latency (max-accuracy when a budget is given)")
+    e.add_argument("--max-latency-ms", type=float, help="only front members at most this latency")
+    e.add_argument("--max-macs", type=int, help="only front members with at most this many MACs")
+    e.add_argument("--retrain-epochs", type=int, help="retrain on train+validation for E epochs before export")
+    e.add_argument("--out", required=True, help="folder to create (must not exist, or be empty)")
+    e.set_defaults(func=cmd_export)
 
     i = sub.add_parser("inspect", help="parameters, MACs and measured latency of one genotype")
     i.add_argument("genotype", help="a named genotype (mobilenet_v2, mobilenet_v3_large) or genotype text")

@@ -20,6 +20,7 @@ from .hybrid import screen_for
 from .recovery import OWNER, abandon, reclaim_abandoned
 from .study import journal_path, open_study
 from .tracking import Store, Tracker
+from .weights import save_weights
 
 Complete, Running = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING
 
@@ -140,6 +141,8 @@ def run_search(config: RunConfig, executor=None, progress: bool = True, track: b
             if in_flight:
                 for outcome in executor.wait():
                     _record(study, in_flight[outcome.spec.number], outcome, finish, report, done, tracker)
+                    if outcome.weights is not None:
+                        save_weights(config.dir, config.study, outcome.spec.number, outcome.weights)
                     del in_flight[outcome.spec.number]
             elif done < config.trials:  # the last trials run in another process: wait for them
                 time.sleep(1.0)

@@ -13,11 +13,13 @@ class Outcome:
     metrics: dict | None
     error: str | None = None  # why the trial failed, when it did
     retries: int = 0  # times it was run again because its worker died
+    weights: bytes | None = None  # the trained state_dict (torch.save'd), when it succeeded
 
 
 def run_one(spec: TrialSpec, evaluate=evaluate) -> Outcome:
     try:
-        return Outcome(spec, evaluate(spec))
+        result = evaluate(spec)
+        return Outcome(spec, result.metrics, weights=result.weights)
     except Exception as e:  # any fault in a trial fails that trial only
         last = traceback.extract_tb(e.__traceback__)[-1] if e.__traceback__ else None
         where = f" ({last.filename.rsplit('/', 1)[-1]}:{last.lineno})" if last else ""

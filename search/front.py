@@ -14,12 +14,16 @@ def trial_row(trial: optuna.trial.FrozenTrial) -> dict:
     return row
 
 
-def front_rows(study: optuna.Study) -> list[dict]:
+def front_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     """Front members (``study.best_trials``), most accurate first; a duplicate genotype appears once."""
-    rows, seen = [], set()
+    members, seen = [], set()
     for t in sorted(study.best_trials, key=lambda t: (-t.user_attrs.get("accuracy", 0.0), t.number)):
         if t.user_attrs.get("genotype") in seen:
             continue
         seen.add(t.user_attrs.get("genotype"))
-        rows.append(trial_row(t))
-    return rows
+        members.append(t)
+    return members
+
+
+def front_rows(study: optuna.Study) -> list[dict]:
+    return [trial_row(t) for t in front_trials(study)]

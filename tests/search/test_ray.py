@@ -86,7 +86,7 @@ def quiet_probe(marker, spec):
     """Times a stand-in model while the other trial trains; logs when each training step ran."""
     import torch
 
-    from evaluators import quiet
+    from evaluators import TrialResult, quiet
 
     while spec.number == 1 and not os.path.exists(marker):  # trial 1 times while trial 0 trains
         time.sleep(0.01)
@@ -106,7 +106,8 @@ def quiet_probe(marker, spec):
             steps.append((start, time.perf_counter()))
             if len(steps) == 5 and spec.number == 0:
                 open(marker, "w").close()
-    return {"timing": timing, "steps": steps, "threads": threads, "train_threads": torch.get_num_threads()}
+    metrics = {"timing": timing, "steps": steps, "threads": threads, "train_threads": torch.get_num_threads()}
+    return TrialResult(metrics, weights=b"")  # evaluate's result type; no model, no weights
 
 
 def test_a_model_is_never_timed_while_another_trial_trains(local_ray, tmp_path):

@@ -1,0 +1,234 @@
+"""``search export``: pick a member of a study's front and write it out as code the user owns
+(``model.py``, ``weights.pt``, ``metadata.json``, ``model.onnx``)."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import shutil
+import tempfile
+import warnings
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import optuna
+import torch
+
+from evaluators import Recipe, accuracy, count_macs, count_params, train
+from evaluators.trial import cached_dataset
+from spaces import build, parse
+
+from .errors import UsageError
+from .front import front_trials
+from .modelcode import model_source
+from .study import load_study
+from .weights import weights_path
+
+PICKS = ("knee", "max-accuracy", "min-latency")
+FILES = ("model.py", "weights.pt", "metadata.json", "model.onnx")
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    study: str
+    out: str
+    dir: str = "runs"
+    trial: int | None = None
+    pick: str | None = None  # default: knee, or max-accuracy when a budget is given
+    max_latency_ms: float | None = None
+    max_macs: int | None = None
+    retrain_epochs: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.pick is not None and self.pick not in PICKS:
+            raise UsageError(f"unknown --pick {self.pick!r}; choose from {', '.join(PICKS)}")
+        if self.trial is not None and (self.pick or self.budgeted):
+            raise UsageError("--trial names one trial; --pick and the budgets choose among the front: give one or the other")
+        for name, value in (("--max-latency-ms", self.max_latency_ms), ("--max-macs", self.max_macs),
+                            ("--retrain-epochs", self.retrain_epochs)):
+            if value is not None and not value > 0:
+                raise UsageError(f"{name} must be positive, got {value}")
+
+    @property
+    def budgeted(self) -> bool:
+        return self.max_latency_ms is not None or self.max_macs is not None
+
+
+# ---- which trial ---------------------------------------------------------------------------------
+
+def knee(members: list[optuna.trial.FrozenTrial], directions) -> optuna.trial.FrozenTrial:
+    """The member closest to the ideal point once each objective is scaled to [0, 1] over the
+    members (0 = the best value among them, 1 = the worst)."""
+    def scaled(t: optuna.trial.FrozenTrial) -> float:
+        total = 0.0
+        for j, direction in enumerate(directions):
+            column = [m.values[j] for m in members]
+            lo, hi = min(column), max(column)
+            if hi > lo:
+                best = hi if direction == optuna.study.StudyDirection.MAXIMIZE else lo
+                total += (abs(t.values[j] - best) / (hi - lo)) ** 2
+        return math.sqrt(total)
+
+    return min(members, key=lambda t: (scaled(t), t.number))
+
+
+def _most_accurate(members):
+    return min(members, key=lambda t: (-t.user_attrs["accuracy"], t.user_attrs["latency_ms"], t.number))
+
+
+def _fastest(members):
+    return min(members, key=lambda t: (t.user_attrs["latency_ms"], -t.user_attrs["accuracy"], t.number))
+
+
+def choose(study: optuna.Study, request: ExportRequest) -> tuple[optuna.trial.FrozenTrial, str]:
+    """The trial to export and why it was chosen; UsageError when the request cannot be met."""
+    if request.trial is not None:
+        trials = study.get_trials(deepcopy=False)
+        if not 0 <= request.trial < len(trials):
+            raise UsageError(f"study {study.study_name!r} has no trial {request.trial} "
+                             f"(trials are numbered 0 to {len(trials) - 1})")
+        t = trials[request.trial]
+        if t.state != optuna.trial.TrialState.COMPLETE:
+            why = f": {t.user_attrs['fail_reason']}" if "fail_reason" in t.user_attrs else ""
+            raise UsageError(f"trial {t.number} of study {study.study_name!r} is {t.state.name}, not COMPLETE{why}")
+        return t, f"trial {t.number} as asked"
+    members = front_trials(study)
+    if not members:
+        raise UsageError(f"study {study.study_name!r} has no COMPLETE trial to export")
+    within = [t for t in members
+              if (request.max_latency_ms is None or t.user_attrs["latency_ms"] <= request.max_latency_ms)
+              and (request.max_macs is None or t.user_attrs["macs"] <= request.max_macs)]
+    if not within:
+        asked = " and ".join(f"{n} {v:g}" for n, v in (("--max-latency-ms", request.max_latency_ms),
+                                                     ("--max-macs", request.max_macs)) if v is not None)
+        lat = [t.user_attrs["latency_ms"] for t in members]
+        macs = [t.user_attrs["macs"] for t in members]
+        raise UsageError(f"no front member meets {asked}: the front's {len(members)} members span "
+                         f"{min(lat):.3f}-{max(lat):.3f} ms and {min(macs):,}-{max(macs):,} MACs")
+    pick = request.pick or ("max-accuracy" if request.budgeted else "knee")
+    chosen = {"knee": lambda m: knee(m, study.directions), "max-accuracy": _most_accurate,
+              "min-latency": _fastest}[pick](within)
+    scope = f"{len(within)} of {len(members)} front members within budget" if request.budgeted \
+        else f"{len(members)} front members"
+    return chosen, f"{pick} of {scope}"
+
+
+# ---- which weights -------------------------------------------------------------------------------
+
+def _recipe(study: optuna.Study) -> Recipe:
+    config = study.user_attrs.get("config", {})
+    return Recipe(epochs=config.get("epochs", Recipe.epochs), seed=config.get("seed", Recipe.seed))
+
+
+def _trained(genotype, data, recipe: Recipe, on: tuple[torch.Tensor, torch.Tensor]) -> torch.nn.Module:
+    torch.manual_seed(recipe.seed)  # as evaluators.trial.evaluate does
+    return train(build(genotype, data.input_shape, data.num_classes), on, recipe)
+
+
+def _weights(request: ExportRequest, study, trial, genotype, data) -> tuple[torch.nn.Module, dict]:
+    """The model with its weights, and how they came about (for the output and the metadata)."""
+    recipe = _recipe(study)
+    if request.retrain_epochs:
+        recipe = replace(recipe, epochs=request.retrain_epochs)
+        both = tuple(torch.cat(pair) for pair in zip(data.train, data.val))
+        model = _trained(genotype, data, recipe, both)
+        return model, {"source": "retrained", "data": "train+validation", "recipe": asdict(recipe),
+                       "test_accuracy": accuracy(model, data.test),
+                       "note": "validation data was trained on: only test accuracy describes these weights"}
+    owner = trial.user_attrs.get("duplicate_of", trial.number)
+    path = weights_path(request.dir, request.study, owner)
+    if path.exists():
+        model = build(genotype, data.input_shape, data.num_classes)
+        model.load_state_dict(torch.load(path, weights_only=True))
+        return model.eval(), {"source": "trial", "trial": owner, "path": str(path), "data": "train",
+                              "recipe": asdict(recipe)}
+    model = _trained(genotype, data, recipe, data.train)
+    return model, {"source": "retrained", "data": "train", "recipe": asdict(recipe),
+                   "note": f"trial {owner}'s weights were not kept ({path} missing): retrained with its recipe",
+                   "accuracy": accuracy(model, data.val), "test_accuracy": accuracy(model, data.test)}
+
+
+# ---- writing -------------------------------------------------------------------------------------
+
+def _load_module(path: Path):
+    spec = importlib.util.spec_from_file_location(f"hwnas_export_{os.getpid()}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _onnx(model: torch.nn.Module, x: torch.Tensor, path: Path) -> str:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            # The TorchScript-based exporter: quiet and ~1 s; the dynamo one takes ~7 s here.
+            torch.onnx.export(model, (x,), str(path), dynamo=False, input_names=["input"],
+                              output_names=["logits"], dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+    except ImportError as e:
+        return f"model.onnx not written: the ONNX exporter is not installed ({e})"
+    return "model.onnx: the full-depth forward" + (" (early exits are in model.py only)"
+                                                   if getattr(model, "exit_after", None) else "")
+
+
+def _write(tmp: Path, model, trial, genotype, data, metadata: dict) -> list[str]:
+    threshold = trial.user_attrs.get("exit_threshold")
+    title = f"Trial {trial.number} of study {metadata['study']!r}, exported by hwnas `search export`"
+    (tmp / "model.py").write_text(model_source(genotype, data.input_shape, data.num_classes, threshold, title))
+    torch.save(model.state_dict(), tmp / "weights.pt")
+    # Check the written code against the builder before handing it over.
+    exported = _load_module(tmp / "model.py").Network()
+    exported.load_state_dict(torch.load(tmp / "weights.pt", weights_only=True))
+    x = torch.randn(2, *data.input_shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        if not torch.allclose(exported.eval()(x), model.eval()(x), atol=1e-5):
+            raise RuntimeError("exported model.py disagrees with the builder's network")
+    notes = [_onnx(model, x[:1], tmp / "model.onnx")]
+    metadata["files"] = sorted([p.name for p in tmp.iterdir()] + ["metadata.json"])
+    (tmp / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
+    return notes
+
+
+def export(request: ExportRequest) -> list[str]:
+    """Write the chosen member to ``request.out``; return the lines to show the user. Nothing is
+    written when the request is refused or fails (the files go to a temporary folder first)."""
+    study = load_study(request.dir, request.study)
+    trial, reason = choose(study, request)
+    out = Path(request.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UsageError(f"--out {out} exists and is not an empty folder; name a new one")
+    config = study.user_attrs.get("config", {})
+    data = cached_dataset(config.get("dataset", "digits"))
+    genotype = parse(trial.user_attrs["genotype"])
+    model, weights = _weights(request, study, trial, genotype, data)
+    model.eval()
+    metadata = {
+        "study": request.study, "trial": trial.number, "chosen": reason, "genotype": str(genotype),
+        "metrics": {k: v for k, v in trial.user_attrs.get("metrics", {}).items()},
+        "objectives": study.metric_names, "dataset": data.name, "input_shape": list(data.input_shape),
+        "num_classes": data.num_classes,
+        "classes": list(getattr(data, "classes", None) or (str(i) for i in range(data.num_classes))),
+        "params": count_params(model), "macs": count_macs(model, data.input_shape),
+        "exit_threshold": trial.user_attrs.get("exit_threshold"), "weights": weights,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the result is an ordinary folder
+        notes = _write(tmp, model, trial, genotype, data, metadata)
+        if out.exists():
+            out.rmdir()
+        os.rename(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    a = trial.user_attrs
+    how = (f"trial {weights['trial']}'s trained weights ({weights['path']})" if weights["source"] == "trial"
+           else f"retrained on {weights['data']} for {weights['recipe']['epochs']} epochs "
+                f"(test accuracy {weights['test_accuracy']:.4f})")
+    return [f"exported trial {trial.number} ({reason}): accuracy {a['accuracy']:.4f}, "
+            f"latency {a['latency_ms']:.3f} ms, {a['macs']:,} MACs, {a['params']:,} params",
+            f"genotype: {genotype}", f"weights: {how}", *notes,
+            f"wrote {out}/: {', '.join(metadata['files'])}"]

@@ -1,0 +1,138 @@
+"""A genotype as a standalone PyTorch module: the source text of an exported ``model.py``.
+
+The blocks are copied from ``spaces.blocks`` (so the export cannot drift from the builder) and
+the network is written out layer by layer, with the builder's module names (``stem``,
+``stages.i.j``, ``exits.k``, ``head``) so one state_dict loads into both.
+"""
+from __future__ import annotations
+
+import inspect
+
+from spaces import Genotype, blocks
+from spaces.genotype import Stage
+
+NEVER = 2.0  # a threshold no softmax confidence reaches: the exits are never taken
+
+
+def _side(side: int, stride: int) -> int:
+    return -(-side // stride)  # "same" padding with an odd kernel: ceil(side / stride)
+
+
+def _cell(stage: Stage, cin: int, stride: int) -> str:
+    if stage.kind == "conv":
+        return (f"StandardConv({cin}, {stage.channels}, kernel={stage.kernel}, stride={stride}, "
+                f"se={stage.se!r}, act=\"{stage.act}\")")
+    return (f"InvertedResidual({cin}, {stage.channels}, kernel={stage.kernel}, stride={stride}, "
+            f"expansion={stage.expansion!r}, se={stage.se!r}, act=\"{stage.act}\")")
+
+
+def _head(cin: int, channels: int, hidden: int = 0, act: str = "relu", dropout: float = 0.0) -> str:
+    args = [str(cin), "num_classes"]
+    if channels:
+        args.append(f"channels={channels}")
+    if hidden:
+        args.append(f"hidden={hidden}")
+    args.append(f"act=\"{act}\"")
+    if dropout:
+        args.append(f"dropout={dropout!r}")
+    return f"ClassifierHead({', '.join(args)})"
+
+
+def _blocks_source(g: Genotype) -> str:
+    kinds = {s.kind for s in g.stages}
+    needed = [blocks.activation, blocks.ConvBnAct]
+    if kinds & {"ds", "ir"} or any(s.se for s in g.stages):
+        needed.insert(0, blocks.make_divisible)
+    if any(s.se for s in g.stages):
+        needed.append(blocks.SqueezeExcite)
+    if kinds & {"ds", "ir"}:
+        needed.append(blocks.InvertedResidual)
+    if "conv" in kinds:
+        needed.append(blocks.StandardConv)
+    needed.append(blocks.ClassifierHead)
+    return "\n\n".join(inspect.getsource(obj) for obj in needed)
+
+
+def model_source(genotype: Genotype, input_shape: tuple[int, int, int], num_classes: int,
+                 exit_threshold: float | None = None, title: str = "") -> str:
+    g = genotype
+    c, h, w = input_shape
+    exits = {e.after: (k, e) for k, e in enumerate(g.exits)}
+    threshold = NEVER if exit_threshold is None else float(exit_threshold)
+
+    init = [f"self.stem = ConvBnAct({c}, {g.stem.channels}, {g.stem.kernel}, stride={g.stem.stride}, "
+            f"act=\"{g.stem.act}\")  # -> {g.stem.channels}x{_side(h, g.stem.stride)}x{_side(w, g.stem.stride)}",
+            "self.stages = nn.ModuleList(["]
+    h, w = _side(h, g.stem.stride), _side(w, g.stem.stride)
+    cin, widths = g.stem.channels, []
+    for i, stage in enumerate(g.stages):
+        h, w = _side(h, stage.stride), _side(w, stage.stride)
+        init.append(f"    nn.Sequential(  # stage {i}: {stage} -> {stage.channels}x{h}x{w}")
+        for r in range(stage.repeats):
+            init.append(f"        {_cell(stage, cin, stage.stride if r == 0 else 1)},")
+            cin = stage.channels
+        init.append("    ),")
+        widths.append(cin)
+    init.append("])")
+    if g.exits:
+        init.append("self.exits = nn.ModuleList([")
+        for e in g.exits:
+            init.append(f"    {_head(widths[e.after], e.channels, act=e.act)},  # after stage {e.after}")
+        init.append("])")
+        init.append("self.exit_threshold = exit_threshold")
+    init.append(f"self.head = {_head(cin, g.head.channels, g.head.hidden, g.head.act, g.head.dropout)}")
+
+    forward = ["x = self.stem(x)"] + [f"x = self.stages[{i}](x)" for i in range(len(g.stages))]
+    forward.append("return self.head(x)")
+
+    methods = [_method("forward(self, x: torch.Tensor) -> torch.Tensor",
+                       "Full depth: every stage, then the main head. Returns logits.", forward)]
+    if g.exits:
+        both, dynamic = ["x = self.stem(x)"], ["x = self.stem(x)"]
+        for i in range(len(g.stages)):
+            both.append(f"x = self.stages[{i}](x)")
+            dynamic.append(f"x = self.stages[{i}](x)")
+            if i in exits:
+                k = exits[i][0]
+                both.append(f"exit{k} = self.exits[{k}](x)")
+                dynamic += [f"logits = self.exits[{k}](x)", "if self.confident(logits):",
+                            f"    return logits, {k}"]
+        both.append(f"return [{', '.join(f'exit{k}' for k in range(len(g.exits)))}, self.head(x)]")
+        dynamic.append(f"return self.head(x), {len(g.exits)}")
+        methods.append(_method(
+            "forward_exits(self, x: torch.Tensor) -> list[torch.Tensor]",
+            "Logits of every head, first exit first, the main head last (for training all heads).", both))
+        methods.append(_method(
+            "confident(self, logits: torch.Tensor) -> bool",
+            "Whether the most likely class's softmax probability reaches the exit threshold.",
+            ["return logits.softmax(1).max().item() >= self.exit_threshold"]))
+        methods.append("    @torch.no_grad()\n" + _method(
+            "predict_early_exit(self, x: torch.Tensor) -> tuple[torch.Tensor, int]",
+            f"Dynamic inference of one input (batch 1): leave at the first head whose confidence reaches\n"
+            f"        ``exit_threshold``. Returns the logits and the head used ({len(g.exits)} = the main head).",
+            ['if x.shape[0] != 1:', '    raise ValueError(f"predict_early_exit takes one input, got {x.shape[0]}")',
+             *dynamic]))
+
+    init_sig = (f"__init__(self, num_classes: int = NUM_CLASSES, exit_threshold: float = EXIT_THRESHOLD) -> None"
+                if g.exits else "__init__(self, num_classes: int = NUM_CLASSES) -> None")
+    constants = [f"INPUT_SHAPE = ({c}, {input_shape[1]}, {input_shape[2]})  # channels, height, width",
+                 f"NUM_CLASSES = {num_classes}"]
+    if g.exits:
+        constants.append(f"EXIT_THRESHOLD = {threshold!r}  # softmax confidence at which an early exit answers")
+    usage = ("    model = Network()\n    model.load_state_dict(torch.load(\"weights.pt\"))\n"
+             "    logits = model.eval()(x)  # x: N x C x H x W, preprocessed as the training data")
+    if g.exits:
+        usage += "\n    logits, head = model.predict_early_exit(x[:1])  # leaves early on easy inputs"
+    doc = (f'"""{title or "An exported network"}.\n\nGenotype: {g}\n\nStandalone: needs torch only. Usage:\n\n'
+           f'{usage}\n"""')
+    network = ["class Network(nn.Module):",
+               '    """The network, layer by layer (module names match the search\'s builder)."""', "",
+               "    def " + init_sig + ":", "        super().__init__()",
+               *("        " + line for line in init), "", "\n".join(methods).rstrip()]
+    return "\n".join([doc, "from __future__ import annotations", "", "import torch", "from torch import nn",
+                      "", *constants, "", "", _blocks_source(g).rstrip(), "", "", *network]) + "\n"
+
+
+def _method(signature: str, doc: str, body: list[str]) -> str:
+    lines = [f"    def {signature}:", f'        """{doc}"""', *("        " + line for line in body)]
+    return "\n".join(lines) + "\n"
