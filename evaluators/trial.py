@@ -13,6 +13,7 @@ from spaces import build, parse
 from . import quiet
 from .cost import count_macs, count_params
 from .data import Dataset, crop_flip, load_dataset, prepare
+from .early_exit import exit_metrics
 from .latency import measure_latency
 from .training import Recipe, accuracy, train
 
@@ -26,6 +27,7 @@ class TrialSpec:
     device: str = "cpu"
     data_dir: str = ""  # where the data set's files are ("" = its default place)
     threads: int = 0  # CPU threads for the latency measurement (0 = torch's default)
+    exit_tolerance: float = 0.01  # accuracy an early-exit network may lose to its full depth (validation)
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ def cheap_metrics(model: torch.nn.Module, input_shape: tuple[int, int, int], dev
 
 def state_dict_bytes(model: torch.nn.Module) -> bytes:
     buffer = io.BytesIO()
-    torch.save(model.state_dict(), buffer)
+    torch.save({k: v.cpu() for k, v in model.state_dict().items()}, buffer)
     return buffer.getvalue()
 
 
@@ -78,6 +80,12 @@ def evaluate(spec: TrialSpec) -> TrialResult:
         metrics["train_seconds"] = time.perf_counter() - t0
         metrics["accuracy"] = accuracy(model, data.val, spec.device)
         metrics["test_accuracy"] = accuracy(model, data.test, spec.device)
+    if model.exits:
+        with quiet.measuring():  # the dynamic run is timed: only while other trials pause
+            metrics.update(exit_metrics(model, data.val, data.test, data.input_shape, spec.exit_tolerance,
+                                        spec.device))
+    else:  # one path: the expected cost is the cost
+        metrics["expected_macs"], metrics["expected_latency_ms"] = metrics["macs"], metrics["latency_ms"]
     return TrialResult(metrics, state_dict_bytes(model))
 
 

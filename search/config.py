@@ -15,7 +15,9 @@ from pathlib import Path
 from .errors import UsageError
 
 # name -> optimisation direction
-OBJECTIVES = {"accuracy": "maximize", "latency_ms": "minimize", "macs": "minimize", "params": "minimize"}
+OBJECTIVES = {"accuracy": "maximize", "latency_ms": "minimize", "macs": "minimize", "params": "minimize",
+              # weighted by where samples leave an early-exit network; equal to macs / latency_ms without exits
+              "expected_macs": "minimize", "expected_latency_ms": "minimize"}
 SAMPLERS = ("hybrid", "nsga2", "nsga3", "tpe", "gp", "botorch", "random")
 DEFAULT_OBJECTIVES = ("accuracy", "latency_ms", "macs")
 DEFAULT_SAMPLER = "hybrid"  # search/hybrid.py; benchmarks/search_quality.py measures it
@@ -64,6 +66,8 @@ class RunConfig:
                                  "horizontal flip for fashion-mnist and cifar10; none for digits and folders)")
     seed: int = option(0, "seed of the sampler and of training")
     exits: bool = option(False, "also search early-exit heads")
+    exit_tolerance: float = option(0.01, "validation accuracy (a fraction) the early-exit threshold may cost "
+                                         "against the full depth", metavar="F")
     device: str = option("cpu", "where trials train and are timed: cpu, cuda or cuda:N")
     threads: int = option(0, "CPU threads for the latency measurement (0 = torch's default)", metavar="N")
     # where trials run (not part of a study's identity); None = the default
@@ -100,6 +104,8 @@ class RunConfig:
             raise UsageError(f"unknown space {self.space!r}; available: {', '.join(SPACES)}")
         if self.sampler not in SAMPLERS:
             raise UsageError(f"unknown sampler {self.sampler!r}; choose from {', '.join(SAMPLERS)}")
+        if not 0.0 <= self.exit_tolerance < 1.0:
+            raise UsageError(f"--exit-tolerance must be in [0, 1) (a fraction of accuracy), got {self.exit_tolerance}")
         self._resolve_for_space(SPACES[self.space])
         if "/" in self.study or self.study.startswith("."):
             raise UsageError(f"bad study name {self.study!r}: use letters, digits, '-' and '_'")
@@ -131,10 +137,13 @@ class RunConfig:
 
     def identity(self) -> dict:
         """What must stay the same for trials to belong to one study."""
-        return {"space": self.space, "dataset": self.dataset, "objectives": list(self.objectives),
+        identity = {"space": self.space, "dataset": self.dataset, "objectives": list(self.objectives),
                 "epochs": self.epochs, "exits": self.exits, "train_subset": self.train_subset,
                 "batch_size": self.batch_size, "resolution": self.resolution, "augment": self.augment,
                 "device": self.device}
+        if self.exits:
+            identity["exit_tolerance"] = self.exit_tolerance
+        return identity
 
     def recipe(self):
         """The training recipe of every trial (one place, for the driver and for MLflow)."""

@@ -53,7 +53,11 @@ class Progress:
 
 def _describe(metrics: dict) -> str:
     parts = [f"acc {metrics['accuracy']:.4f}", f"lat {metrics['latency_ms']:.3f} ms"]
-    return "  ".join(parts + [f"{k} {metrics[k] / 1e6:.3f} M" for k in ("macs", "params") if k in metrics])
+    text = "  ".join(parts + [f"{k} {metrics[k] / 1e6:.3f} M" for k in ("macs", "params") if k in metrics])
+    if "exit_rates" in metrics:
+        text += (f"  exits: full acc {metrics['accuracy_full']:.4f}, expected macs "
+                 f"{metrics['expected_macs'] / 1e6:.3f} M, rates {'/'.join(f'{r:.2f}' for r in metrics['exit_rates'])}")
+    return text
 
 
 def run_search(config: RunConfig, executor=None, progress: bool = True, track: bool = True) -> optuna.Study:
@@ -136,7 +140,8 @@ def run_search(config: RunConfig, executor=None, progress: bool = True, track: b
                     del in_flight[trial.number]
                     continue
                 executor.submit(TrialSpec(trial.number, genotype, config.dataset, recipe, config.device,
-                                          config.data_dir, config.threads))
+                                          config.data_dir, config.threads,
+                                          exit_tolerance=config.exit_tolerance))
                 running += 1
             if in_flight:
                 for outcome in executor.wait():

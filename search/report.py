@@ -9,10 +9,12 @@ FORMATS = ("table", "json", "csv")
 
 
 def _cell(key: str, value) -> str:
-    if key == "macs" or key == "params":
+    if key in ("macs", "params", "expected_macs"):
         return f"{value / 1e6:.3f} M"
-    if key == "latency_ms":
+    if key in ("latency_ms", "expected_latency_ms"):
         return f"{value:.3f}"
+    if isinstance(value, list):
+        return "/".join(_cell("", v) for v in value)
     if isinstance(value, float):
         return f"{value:.4f}"
     return str(value)

@@ -55,6 +55,23 @@ class Network(nn.Module):
         outputs.append(self.head(x))
         return outputs
 
+    @torch.no_grad()
+    def predict_early_exit(self, x: torch.Tensor, threshold: float) -> tuple[torch.Tensor, int]:
+        """Dynamic inference of one input: the logits of the first head whose softmax confidence
+        reaches ``threshold`` (the main head otherwise) and that head's index (main head = number
+        of exits). The exported model.py runs the same operations in the same order."""
+        if x.shape[0] != 1:
+            raise ValueError(f"predict_early_exit takes one input, got {x.shape[0]}")
+        x = self.stem(x)
+        for i, stage in enumerate(self.stages):
+            x = stage(x)
+            if i in self.exit_after:
+                k = self.exit_after.index(i)
+                logits = self.exits[k](x)
+                if logits.softmax(1).max().item() >= threshold:
+                    return logits, k
+        return self.head(x), len(self.exits)
+
 
 def build(genotype: Genotype, input_shape: tuple[int, int, int], num_classes: int) -> Network:
     return Network(genotype, input_shape, num_classes)

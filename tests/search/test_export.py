@@ -16,7 +16,7 @@ from search.config import RunConfig
 from search.driver import run_search
 from search.errors import UsageError
 from search.export import PICKS, ExportRequest, export
-from search.study import load_study
+from search.study import load_study, open_study
 from search.weights import weights_path
 from spaces import build, parse
 
@@ -45,13 +45,16 @@ with torch.no_grad():
     with FlopCounterMode(display=False) as counter:
         net(x[:1])
     correct = sum((net(val_x[i:i + 512]).argmax(1) == val_y[i:i + 512]).sum().item() for i in range(0, len(val_x), 512))
-    rates = None
+    rates = exit_accuracy = None
     if hasattr(net, 'predict_early_exit'):
-        heads = [net.predict_early_exit(val_x[i:i + 1])[1] for i in range(len(val_x))]
+        answers = [net.predict_early_exit(val_x[i:i + 1]) for i in range(len(val_x))]
+        heads = [head for _, head in answers]
         rates = [heads.count(k) / len(heads) for k in range(len(net.exits) + 1)]
+        exit_accuracy = sum(int(logits.argmax(1).item() == val_y[i].item())
+                            for i, (logits, _) in enumerate(answers)) / len(val_x)
 torch.save(out, sys.argv[4])
 print(json.dumps({'params': sum(p.numel() for p in net.parameters()), 'macs': counter.get_total_flops() // 2,
-                  'accuracy': correct / len(val_x), 'exit_rates': rates, 'torch': torch.__file__}))
+                  'accuracy': correct / len(val_x), 'exit_rates': rates, 'exit_accuracy': exit_accuracy, 'torch': torch.__file__}))
 """
 
 
@@ -211,3 +214,30 @@ def test_out_must_be_new_or_empty(study_dir, tmp_path):
     with pytest.raises(UsageError, match="not an empty folder"):
         export(ExportRequest(study="s", dir=str(study_dir), out=str(tmp_path / "full")))
     assert [p.name for p in (tmp_path / "full").iterdir()] == ["keep.txt"]
+
+
+# An early-exit architecture of the mobile space (exits after stages 1 and 2), enqueued so the
+# search trains exactly it.
+EXIT_PARAMS = {"stem_width": 8, "act": "relu", "head_width": 128, "exit1_width": 32, "exit2_width": 32,
+               **{f"s{i}_{k}": v for i, (depth, width, kind) in enumerate([(1, 8, "ds"), (1, 16, "ds"),
+                                                                           (2, 32, "ir"), (2, 48, "ir")])
+                  for k, v in (("depth", depth), ("width", width), ("kind", kind), ("kernel", 3),
+                               ("expansion", 4), ("se", 0.0))}}
+
+
+def test_exported_exits_reproduce_the_recorded_exit_rates(tmp_path):
+    config = RunConfig(study="e", dir=str(tmp_path / "runs"), trials=1, epochs=3, sampler="random", exits=True,
+                       exit_tolerance=0.05)
+    open_study(config).enqueue_trial(EXIT_PARAMS)
+    run_search(config, progress=False)
+    trial = load_study(config.dir, "e").trials[0]
+    a = trial.user_attrs
+    assert a["genotype"].count("exit_c32") == 2 and a["exit_tolerance"] == 0.05
+    out = tmp_path / "export"
+    export(ExportRequest(study="e", dir=config.dir, trial=0, out=str(out)))
+    source = (out / "model.py").read_text()
+    assert f"EXIT_THRESHOLD = {a['exit_threshold']!r}" in source and "def predict_early_exit" in source
+    got, _ = run_isolated(out, a["genotype"], load_dataset("digits"), tmp_path)
+    assert got["exit_rates"] == a["exit_rates"] and got["exit_accuracy"] == a["accuracy"]
+    assert got["accuracy"] == a["accuracy_full"] and got["macs"] == a["macs"]
+    assert 0 < a["exit_rates"][-1] < 1  # some inputs leave early, some go the full depth

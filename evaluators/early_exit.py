@@ -1,0 +1,109 @@
+"""Early exits: calibrate the confidence threshold, run the dynamic network, and weigh its cost by
+where samples really leave (a MAC counter only sees the path one input takes)."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from .cost import count_macs
+
+NEVER = 2.0  # a threshold no softmax confidence reaches
+
+
+@torch.no_grad()
+def head_confidences(model: nn.Module, x: torch.Tensor, device: str = "cpu",
+                     batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """Softmax confidence and predicted class of every head (rows: exits first, main head last)."""
+    model.eval()
+    conf, pred = [], []
+    for i in range(0, len(x), batch_size):
+        probs = torch.stack([o.softmax(1) for o in model.forward_exits(x[i:i + batch_size].to(device))])
+        c, p = probs.max(2)
+        conf.append(c.cpu())
+        pred.append(p.cpu())
+    return torch.cat(conf, 1).numpy(), torch.cat(pred, 1).numpy()
+
+
+def exit_heads(conf: np.ndarray, threshold: float) -> np.ndarray:
+    """Index of the head each sample leaves at: the first exit confident enough, else the main head."""
+    confident = conf[:-1] >= threshold
+    return np.where(confident.any(0), confident.argmax(0), len(conf) - 1)
+
+
+def calibrate(conf: np.ndarray, pred: np.ndarray, y: np.ndarray, tolerance: float) -> float:
+    """The lowest threshold whose accuracy with exits stays within ``tolerance`` of the main head's.
+    Candidates lie midway between observed exit confidences, so no sample sits on the threshold
+    (a batch-1 run that differs in the last bit then still takes the same exits)."""
+    full = (pred[-1] == y).mean()
+    seen = np.unique(conf[:-1])
+    candidates = np.concatenate([[seen[0] / 2], (seen[1:] + seen[:-1]) / 2, [NEVER]]) if seen.size else [NEVER]
+    cols = np.arange(len(y))
+    for t in candidates:
+        if (pred[exit_heads(conf, t), cols] == y).mean() >= full - tolerance - 1e-12:
+            return float(t)
+    return NEVER
+
+
+def cumulative_macs(model: nn.Module, input_shape: tuple[int, int, int]) -> list[int]:
+    """MACs spent by a sample that leaves at each head: the stages up to it and every head run on
+    the way (earlier exits included); the last entry is the main head's."""
+    def until(k: int):
+        def run(x):
+            x = model.stem(x)
+            for i, stage in enumerate(model.stages):
+                x = stage(x)
+                if i in model.exit_after:
+                    j = model.exit_after.index(i)
+                    model.exits[j](x)
+                    if j == k:
+                        return
+            model.head(x)
+        return run
+
+    return [count_macs(model, input_shape, forward=until(k)) for k in range(len(model.exits) + 1)]
+
+
+@torch.no_grad()
+def dynamic_run(model: nn.Module, x: torch.Tensor, threshold: float, device: str = "cpu",
+                warmup: int = 10) -> tuple[np.ndarray, np.ndarray, float]:
+    """Run the dynamic network one input at a time over ``x``: predictions, heads taken, and the
+    mean wall time per input in ms (each confidence test waits for the device: ``.item()``)."""
+    model.eval()
+    x = x.to(device)
+    for i in range(min(warmup, len(x))):
+        model.predict_early_exit(x[i:i + 1], threshold)
+    preds, heads = np.empty(len(x), dtype=np.int64), np.empty(len(x), dtype=np.int64)
+    start = time.perf_counter()
+    for i in range(len(x)):
+        logits, heads[i] = model.predict_early_exit(x[i:i + 1], threshold)
+        preds[i] = logits.argmax(1).item()
+    return preds, heads, (time.perf_counter() - start) * 1e3 / len(x)
+
+
+def exit_metrics(model: nn.Module, val: tuple[torch.Tensor, torch.Tensor],
+                 test: tuple[torch.Tensor, torch.Tensor], input_shape: tuple[int, int, int],
+                 tolerance: float, device: str = "cpu") -> dict:
+    """Calibrate on the validation split, then measure the dynamic network there (batch 1)."""
+    x, y = val
+    conf, pred = head_confidences(model, x, device)
+    threshold = calibrate(conf, pred, y.numpy(), tolerance)
+    preds, heads, latency_ms = dynamic_run(model, x, threshold, device)
+    rates = [float((heads == k).mean()) for k in range(len(conf))]
+    cumulative = cumulative_macs(model, input_shape)
+    test_conf, test_pred = head_confidences(model, test[0], device)
+    test_heads = exit_heads(test_conf, threshold)
+    return {
+        "accuracy": float((preds == y.numpy()).mean()),  # what the dynamic network answers
+        "accuracy_full": float((pred[-1] == y.numpy()).mean()),
+        "test_accuracy": float((test_pred[test_heads, np.arange(len(test_heads))] == test[1].numpy()).mean()),
+        "test_accuracy_full": float((test_pred[-1] == test[1].numpy()).mean()),
+        "exit_threshold": threshold,
+        "exit_tolerance": tolerance,
+        "exit_rates": rates,
+        "exit_macs": cumulative,
+        "expected_macs": float(sum(r * m for r, m in zip(rates, cumulative))),
+        "expected_latency_ms": latency_ms,
+    }
