@@ -10,6 +10,7 @@ from pathlib import Path
 import optuna
 import pytest
 import torch
+from torch import nn
 
 from evaluators import accuracy, count_macs, count_params, load_dataset
 from search.config import RunConfig
@@ -70,9 +71,9 @@ def run_isolated(out_dir: Path, genotype_text: str, data, tmp_path: Path) -> tup
 
 @pytest.fixture(scope="module")
 def study_dir(tmp_path_factory):
-    """A small real study: 4 trained trials, plus one FAIL trial."""
+    """A small real study: 3 trained trials, plus one FAIL trial."""
     d = tmp_path_factory.mktemp("runs")
-    run_search(RunConfig(study="s", dir=str(d), trials=4, epochs=1, sampler="random", seed=3), progress=False)
+    run_search(RunConfig(study="s", dir=str(d), trials=3, epochs=1, sampler="random", seed=3), progress=False)
     study = load_study(str(d), "s")
     failed = study.ask()
     failed.set_user_attr("fail_reason", "made to fail by the test")
@@ -225,16 +226,45 @@ EXIT_PARAMS = {"stem_width": 8, "act": "relu", "head_width": 128, "exit1_width":
                                ("expansion", 4), ("se", 0.0))}}
 
 
-def test_exported_exits_reproduce_the_recorded_exit_rates(tmp_path):
-    config = RunConfig(study="e", dir=str(tmp_path / "runs"), trials=1, epochs=3, sampler="random", exits=True,
-                       exit_tolerance=0.05)
+@pytest.fixture(scope="module")
+def exit_trial(tmp_path_factory):
+    """A real --exits study whose one trial is EXIT_PARAMS, trained for 3 epochs."""
+    config = RunConfig(study="e", dir=str(tmp_path_factory.mktemp("exit-runs")), trials=1, epochs=3,
+                       sampler="random", exits=True, exit_tolerance=0.05)
     open_study(config).enqueue_trial(EXIT_PARAMS)
     run_search(config, progress=False)
-    trial = load_study(config.dir, "e").trials[0]
+    return config.dir, load_study(config.dir, "e").trials[0]
+
+
+def _independent_exit_macs(model, shape):
+    """Per-head cumulative MACs from the built modules piece by piece: the stages up to each exit
+    as one Sequential, plus every head passed on its own feature map."""
+    cumulative, heads = [], 0
+    for k, after in enumerate(model.exit_after):
+        prefix = nn.Sequential(model.stem, *model.stages[:after + 1]).eval()
+        heads += count_macs(model.exits[k], tuple(prefix(torch.zeros(1, *shape)).shape[1:]))
+        cumulative.append(count_macs(prefix, shape) + heads)
+    return cumulative + [count_macs(model, shape) + heads]
+
+
+def test_expected_macs_match_an_independent_count(exit_trial):
+    _, trial = exit_trial
+    a = trial.user_attrs
+    model = build(parse(a["genotype"]), (1, 8, 8), 10)
+    cumulative = _independent_exit_macs(model, (1, 8, 8))
+    assert a["exit_macs"] == cumulative and cumulative[0] < cumulative[1] < a["macs"] < cumulative[2]
+    assert len(a["exit_rates"]) == 3 and sum(a["exit_rates"]) == pytest.approx(1.0)
+    assert a["expected_macs"] == pytest.approx(sum(r * c for r, c in zip(a["exit_rates"], cumulative)))
+    assert trial.values[2] == a["macs"] and a["expected_latency_ms"] > 0
+
+
+def test_exported_exits_reproduce_the_recorded_exit_rates(exit_trial, tmp_path):
+    directory, trial = exit_trial
     a = trial.user_attrs
     assert a["genotype"].count("exit_c32") == 2 and a["exit_tolerance"] == 0.05
+    assert a["accuracy"] >= a["accuracy_full"] - 0.05 - 1e-9
     out = tmp_path / "export"
-    export(ExportRequest(study="e", dir=config.dir, trial=0, out=str(out)))
+    export(ExportRequest(study="e", dir=directory, trial=trial.number, out=str(out)))
     source = (out / "model.py").read_text()
     assert f"EXIT_THRESHOLD = {a['exit_threshold']!r}" in source and "def predict_early_exit" in source
     got, _ = run_isolated(out, a["genotype"], load_dataset("digits"), tmp_path)
