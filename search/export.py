@@ -23,6 +23,7 @@ from .errors import UsageError
 from .front import front_trials
 from .modelcode import model_source
 from .study import load_study
+from .tracking import study_config
 from .weights import weights_path
 
 PICKS = ("knee", "max-accuracy", "min-latency")
@@ -117,8 +118,7 @@ def choose(study: optuna.Study, request: ExportRequest) -> tuple[optuna.trial.Fr
 # ---- which weights -------------------------------------------------------------------------------
 
 def _recipe(study: optuna.Study) -> Recipe:
-    config = study.user_attrs.get("config", {})
-    return Recipe(epochs=config.get("epochs", Recipe.epochs), seed=config.get("seed", Recipe.seed))
+    return study_config(study).recipe()
 
 
 def _trained(genotype, data, recipe: Recipe, on: tuple[torch.Tensor, torch.Tensor]) -> torch.nn.Module:
@@ -197,8 +197,7 @@ def export(request: ExportRequest) -> list[str]:
     out = Path(request.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UsageError(f"--out {out} exists and is not an empty folder; name a new one")
-    config = study.user_attrs.get("config", {})
-    data = cached_dataset(config.get("dataset", "digits"))
+    data = cached_dataset(study_config(study).dataset)
     genotype = parse(trial.user_attrs["genotype"])
     model, weights = _weights(request, study, trial, genotype, data)
     model.eval()

@@ -73,7 +73,7 @@ def run_isolated(out_dir: Path, genotype_text: str, data, tmp_path: Path) -> tup
 def study_dir(tmp_path_factory):
     """A small real study: 3 trained trials, plus one FAIL trial."""
     d = tmp_path_factory.mktemp("runs")
-    run_search(RunConfig(study="s", dir=str(d), trials=3, epochs=1, sampler="random", seed=3), progress=False)
+    run_search(RunConfig(study="s", dir=str(d), trials=3, epochs=1, sampler="random", seed=3), progress=False, track=False)
     study = load_study(str(d), "s")
     failed = study.ask()
     failed.set_user_attr("fail_reason", "made to fail by the test")
@@ -232,7 +232,7 @@ def exit_trial(tmp_path_factory):
     config = RunConfig(study="e", dir=str(tmp_path_factory.mktemp("exit-runs")), trials=1, epochs=3,
                        sampler="random", exits=True, exit_tolerance=0.05)
     open_study(config).enqueue_trial(EXIT_PARAMS)
-    run_search(config, progress=False)
+    run_search(config, progress=False, track=False)
     return config.dir, load_study(config.dir, "e").trials[0]
 
 
