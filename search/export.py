@@ -189,6 +189,15 @@ def _write(tmp: Path, model, trial, genotype, data, metadata: dict) -> list[str]
     return notes
 
 
+def _exit_note(attrs: dict) -> list[str]:
+    if "exit_rates" not in attrs:
+        return []
+    return [f"early exits: model.py's predict_early_exit leaves at softmax confidence >= "
+            f"{attrs['exit_threshold']:.4f}; validation exit rates "
+            f"{'/'.join(f'{r:.3f}' for r in attrs['exit_rates'])} (main head last), accuracy "
+            f"{attrs['accuracy']:.4f} vs {attrs['accuracy_full']:.4f} at full depth"]
+
+
 def export(request: ExportRequest) -> list[str]:
     """Write the chosen member to ``request.out``; return the lines to show the user. Nothing is
     written when the request is refused or fails (the files go to a temporary folder first)."""
@@ -229,5 +238,5 @@ def export(request: ExportRequest) -> list[str]:
                 f"(test accuracy {weights['test_accuracy']:.4f})")
     return [f"exported trial {trial.number} ({reason}): accuracy {a['accuracy']:.4f}, "
             f"latency {a['latency_ms']:.3f} ms, {a['macs']:,} MACs, {a['params']:,} params",
-            f"genotype: {genotype}", f"weights: {how}", *notes,
+            f"genotype: {genotype}", f"weights: {how}", *notes, *_exit_note(a),
             f"wrote {out}/: {', '.join(metadata['files'])}"]

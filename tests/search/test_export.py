@@ -73,7 +73,8 @@ def run_isolated(out_dir: Path, genotype_text: str, data, tmp_path: Path) -> tup
 def study_dir(tmp_path_factory):
     """A small real study: 3 trained trials, plus one FAIL trial."""
     d = tmp_path_factory.mktemp("runs")
-    run_search(RunConfig(study="s", dir=str(d), trials=3, epochs=1, sampler="random", seed=3), progress=False, track=False)
+    config = RunConfig(study="s", dir=str(d), trials=3, epochs=1, sampler="random", seed=3)
+    run_search(config, progress=False, track=False)
     study = load_study(str(d), "s")
     failed = study.ask()
     failed.set_user_attr("fail_reason", "made to fail by the test")
@@ -264,7 +265,8 @@ def test_exported_exits_reproduce_the_recorded_exit_rates(exit_trial, tmp_path):
     assert a["genotype"].count("exit_c32") == 2 and a["exit_tolerance"] == 0.05
     assert a["accuracy"] >= a["accuracy_full"] - 0.05 - 1e-9
     out = tmp_path / "export"
-    export(ExportRequest(study="e", dir=directory, trial=trial.number, out=str(out)))
+    lines = export(ExportRequest(study="e", dir=directory, trial=trial.number, out=str(out)))
+    assert any(line.startswith("early exits: model.py's predict_early_exit") for line in lines)
     source = (out / "model.py").read_text()
     assert f"EXIT_THRESHOLD = {a['exit_threshold']!r}" in source and "def predict_early_exit" in source
     got, _ = run_isolated(out, a["genotype"], load_dataset("digits"), tmp_path)
