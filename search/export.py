@@ -16,7 +16,8 @@ import optuna
 import torch
 
 from evaluators import Recipe, accuracy, count_macs, count_params, train
-from evaluators.trial import cached_dataset
+from evaluators.data import crop_flip
+from evaluators.trial import trial_data
 from spaces import build, parse
 
 from .errors import UsageError
@@ -123,7 +124,8 @@ def _recipe(study: optuna.Study) -> Recipe:
 
 def _trained(genotype, data, recipe: Recipe, on: tuple[torch.Tensor, torch.Tensor]) -> torch.nn.Module:
     torch.manual_seed(recipe.seed)  # as evaluators.trial.evaluate does
-    return train(build(genotype, data.input_shape, data.num_classes), on, recipe)
+    augment = crop_flip if recipe.augment and data.augmentable else None
+    return train(build(genotype, data.input_shape, data.num_classes), on, recipe, augment=augment)
 
 
 def _weights(request: ExportRequest, study, trial, genotype, data) -> tuple[torch.nn.Module, dict]:
@@ -206,7 +208,8 @@ def export(request: ExportRequest) -> list[str]:
     out = Path(request.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UsageError(f"--out {out} exists and is not an empty folder; name a new one")
-    data = cached_dataset(study_config(study).dataset)
+    config = study_config(study)
+    data = trial_data(config.dataset, config.data_dir, config.recipe())  # as the trials saw it
     genotype = parse(trial.user_attrs["genotype"])
     model, weights = _weights(request, study, trial, genotype, data)
     model.eval()
