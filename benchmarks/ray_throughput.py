@@ -46,14 +46,15 @@ def with_reference(genotype: str):
     return functools.partial(_evaluate_with_reference, genotype)
 
 
-def _evaluate_with_reference(genotype: str, spec) -> dict:
+def _evaluate_with_reference(genotype: str, spec):
     import os
 
     import torch
 
     from evaluators import evaluate, quiet
 
-    metrics = evaluate(spec)
+    result = evaluate(spec)
+    metrics = result.metrics
     with quiet.measuring():
         metrics["reference_gated_ms"] = reference_latency_ms(genotype)
     threads = torch.get_num_threads()
@@ -62,7 +63,7 @@ def _evaluate_with_reference(genotype: str, spec) -> dict:
         metrics["reference_ungated_ms"] = reference_latency_ms(genotype)
     finally:
         torch.set_num_threads(threads)
-    return metrics
+    return result
 
 
 def timed_run(workers: int, trials: int, epochs: int, directory: str) -> float:
