@@ -137,13 +137,10 @@ class RunConfig:
 
     def identity(self) -> dict:
         """What must stay the same for trials to belong to one study."""
-        identity = {"space": self.space, "dataset": self.dataset, "objectives": list(self.objectives),
+        return {"space": self.space, "dataset": self.dataset, "objectives": list(self.objectives),
                 "epochs": self.epochs, "exits": self.exits, "train_subset": self.train_subset,
                 "batch_size": self.batch_size, "resolution": self.resolution, "augment": self.augment,
-                "device": self.device}
-        if self.exits:
-            identity["exit_tolerance"] = self.exit_tolerance
-        return identity
+                "device": self.device, "exit_tolerance": self.exit_tolerance}
 
     def recipe(self):
         """The training recipe of every trial (one place, for the driver and for MLflow)."""
