@@ -10,7 +10,8 @@ from . import data, tabular
 
 # kind -> data sets it accepts (the first is the default), and the metrics its trials report
 DATASETS = {"train": tuple(data.DATASETS), "tabular": tabular.DATASETS}
-METRICS = {"train": ("accuracy", "test_accuracy", "latency_ms", "macs", "params", "train_seconds"),
+METRICS = {"train": ("accuracy", "test_accuracy", "latency_ms", "macs", "params", "train_seconds",
+                     "expected_macs", "expected_latency_ms"),
            "tabular": tabular.METRICS}
 
 
