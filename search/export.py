@@ -18,7 +18,7 @@ import torch
 from evaluators import Recipe, accuracy, count_macs, count_params, train
 from evaluators.data import crop_flip
 from evaluators.trial import trial_data
-from spaces import build, parse
+from spaces import build, get_space, parse
 
 from .errors import UsageError
 from .front import front_trials
@@ -204,11 +204,14 @@ def export(request: ExportRequest) -> list[str]:
     """Write the chosen member to ``request.out``; return the lines to show the user. Nothing is
     written when the request is refused or fails (the files go to a temporary folder first)."""
     study = load_study(request.dir, request.study)
+    config = study_config(study)
+    if get_space(config.space).evaluator != "train":
+        raise UsageError(f"study {request.study!r} is of space {config.space}, read from a table: it has no "
+                         f"trained network to export")
     trial, reason = choose(study, request)
     out = Path(request.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UsageError(f"--out {out} exists and is not an empty folder; name a new one")
-    config = study_config(study)
     data = trial_data(config.dataset, config.data_dir, config.recipe())  # as the trials saw it
     genotype = parse(trial.user_attrs["genotype"])
     model, weights = _weights(request, study, trial, genotype, data)
