@@ -167,7 +167,7 @@ def _onnx(model: torch.nn.Module, x: torch.Tensor, path: Path) -> str:
             # The TorchScript-based exporter: quiet and ~1 s; the dynamo one takes ~7 s here.
             torch.onnx.export(model, (x,), str(path), dynamo=False, input_names=["input"],
                               output_names=["logits"], dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
-    except ImportError as e:
+    except (ImportError, torch.onnx.OnnxExporterError) as e:  # torch wraps a missing `onnx` in the latter
         return f"model.onnx not written: the ONNX exporter is not installed ({e})"
     return "model.onnx: the full-depth forward" + (" (early exits are in model.py only)"
                                                    if getattr(model, "exit_after", None) else "")
