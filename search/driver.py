@@ -97,9 +97,10 @@ def run_search(config: RunConfig, executor=None, progress: bool = True, track: b
         if tracker:
             tracker.trial(study, study.trials[number])
     # genotype text -> metrics of a COMPLETE trial: an equal genotype is not trained again
-    known = {t.user_attrs["genotype"]: (t.number, t.user_attrs["metrics"]) for t in _complete(study)
+    complete = _complete(study)
+    known = {t.user_attrs["genotype"]: (t.number, t.user_attrs["metrics"]) for t in complete
              if "metrics" in t.user_attrs}
-    done = len(_complete(study))
+    done = len(complete)
     report = Progress(config.trials, done) if progress else None
     in_flight: dict[int, optuna.trial.Trial] = {}
 
@@ -129,14 +130,13 @@ def run_search(config: RunConfig, executor=None, progress: bool = True, track: b
                 trial.set_user_attr("owner", OWNER)
                 genotype = str(space.sample(trial, evaluation.input_shape))
                 trial.set_user_attr("genotype", genotype)
-                if genotype in known:
-                    original, metrics = known[genotype]
-                    trial.set_user_attr("duplicate_of", original)
+                if genotype in known or evaluation.lookup:  # no executor needed
+                    if genotype in known:
+                        original, metrics = known[genotype]
+                        trial.set_user_attr("duplicate_of", original)
+                    else:  # a table: read here
+                        metrics = evaluation.lookup(genotype)
                     finish(trial, metrics)
-                    del in_flight[trial.number]
-                    continue
-                if evaluation.lookup:  # a table: read here, no executor needed
-                    finish(trial, evaluation.lookup(genotype))
                     del in_flight[trial.number]
                     continue
                 executor.submit(TrialSpec(trial.number, genotype, config.dataset, recipe, config.device,

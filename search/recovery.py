@@ -35,8 +35,7 @@ def abandon(study: optuna.Study, trial: optuna.trial.Trial | optuna.trial.Frozen
     storage = study._storage
     storage.set_trial_user_attr(trial._trial_id, "fail_reason", f"abandoned: {reason}")
     storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
-    params = trial.params
-    study.enqueue_trial(params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
+    study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
 
 
 def _dead(owner_text: str) -> bool:
