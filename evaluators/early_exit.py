@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import quiet
 from .cost import count_macs
 
 NEVER = 2.0  # a threshold no softmax confidence reaches
@@ -94,7 +95,8 @@ def exit_metrics(model: nn.Module, val: tuple[torch.Tensor, torch.Tensor],
     x, y = val
     conf, pred = head_confidences(model, x, device)
     threshold = calibrate(conf, pred, y.numpy(), tolerance)
-    preds, heads, latency_ms = dynamic_run(model, x, threshold, device)
+    with quiet.measuring():  # the dynamic run is timed: only while other trials pause
+        preds, heads, latency_ms = dynamic_run(model, x, threshold, device)
     rates = [float((heads == k).mean()) for k in range(len(conf))]
     cumulative = cumulative_macs(model, input_shape)
     test_conf, test_pred = head_confidences(model, test[0], device)

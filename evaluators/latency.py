@@ -18,10 +18,11 @@ class Latency:
 
 
 def measure_latency(model: nn.Module, input_shape: tuple[int, int, int], device: str = "cpu",
-                    warmup: int = 10, min_runs: int = 30, min_seconds: float = 0.25,
+                    warmup: int = 10, min_runs: int = 30, min_seconds: float = 0.05,
                     threads: int = 0) -> Latency:
     """Median wall time of single-input forwards after warm-up, over at least ``min_runs`` runs and
-    ``min_seconds``. On CUDA each run is timed with events after a synchronize. ``threads`` sets
+    ``min_seconds`` (0.05 s: a median as steady as over 0.25 s here, and a Ray run pauses other
+    trials while it times). On CUDA each run is timed with events after a synchronize. ``threads`` sets
     torch's CPU thread count for the measurement only (0 = leave it); it is restored afterwards."""
     previous = torch.get_num_threads()
     if threads:

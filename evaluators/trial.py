@@ -53,10 +53,12 @@ def trial_data(dataset: str, data_dir: str, recipe: Recipe) -> Dataset:
 
 def cheap_metrics(model: torch.nn.Module, input_shape: tuple[int, int, int], device: str,
                   threads: int = 0) -> dict:
-    """What is known before training: exact size and cost, and measured latency."""
-    lat = measure_latency(model, input_shape, device, threads=threads)
-    return {"params": count_params(model), "macs": count_macs(model, input_shape),
-            "latency_ms": lat.median_ms, "latency_threads": lat.threads, "latency_runs": lat.runs}
+    """What is known before training: exact size and cost, and measured latency. Only the timing
+    waits for a quiet phase (counting needs none, and every ms of quiet pauses the other trials)."""
+    metrics = {"params": count_params(model), "macs": count_macs(model, input_shape)}
+    with quiet.measuring():
+        lat = measure_latency(model, input_shape, device, threads=threads)
+    return {**metrics, "latency_ms": lat.median_ms, "latency_threads": lat.threads, "latency_runs": lat.runs}
 
 
 def state_dict_bytes(model: torch.nn.Module) -> bytes:
@@ -71,8 +73,7 @@ def evaluate(spec: TrialSpec) -> TrialResult:
     data = trial_data(spec.dataset, spec.data_dir, spec.recipe)
     torch.manual_seed(spec.recipe.seed)
     model = build(parse(spec.genotype), data.input_shape, data.num_classes)
-    with quiet.measuring():
-        metrics = cheap_metrics(model, data.input_shape, spec.device, spec.threads)
+    metrics = cheap_metrics(model, data.input_shape, spec.device, spec.threads)
     with quiet.training():
         t0 = time.perf_counter()
         augment = crop_flip if spec.recipe.augment and data.augmentable else None
@@ -81,9 +82,8 @@ def evaluate(spec: TrialSpec) -> TrialResult:
         metrics["accuracy"] = accuracy(model, data.val, spec.device)
         metrics["test_accuracy"] = accuracy(model, data.test, spec.device)
     if model.exits:
-        with quiet.measuring():  # the dynamic run is timed: only while other trials pause
-            metrics.update(exit_metrics(model, data.val, data.test, data.input_shape, spec.exit_tolerance,
-                                        spec.device))
+        metrics.update(exit_metrics(model, data.val, data.test, data.input_shape, spec.exit_tolerance,
+                                    spec.device))
     else:  # one path: the expected cost is the cost
         metrics["expected_macs"], metrics["expected_latency_ms"] = metrics["macs"], metrics["latency_ms"]
     return TrialResult(metrics, state_dict_bytes(model))
@@ -92,6 +92,7 @@ def evaluate(spec: TrialSpec) -> TrialResult:
 def screen(genotype: str, dataset: str, data_dir: str, recipe: Recipe, device: str = "cpu") -> dict:
     """Cheap metrics of a candidate not yet trained, for a sampler that screens many: exact size
     and cost, and a short latency measurement (the trial measures it again, fully)."""
+    quiet.checkpoint()  # the sampler screens many in a row: a trial beside it may want to time
     data = trial_data(dataset, data_dir, recipe)
     model = build(parse(genotype), data.input_shape, data.num_classes)
     lat = measure_latency(model, data.input_shape, device, warmup=2, min_runs=5, min_seconds=0.0)

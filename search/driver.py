@@ -8,7 +8,7 @@ import time
 import optuna
 import torch
 
-from evaluators import TrialSpec, evaluation_for
+from evaluators import TrialSpec, evaluation_for, quiet
 from evaluators.data import DataError
 from evaluators.latency import device_problem
 from spaces import get_space
@@ -117,38 +117,44 @@ def run_search(config: RunConfig, executor=None, progress: bool = True, track: b
         if report:
             report.trial(done, trial.number, _describe(metrics), len(study.best_trials))
 
+    # This process's own work (screening, telling, logging) holds the cores like a training step:
+    # a trial on the same cores times its model only while it pauses (evaluators.quiet).
+    quiet.install(executor.driver_quiet())
     try:
         while True:
-            # Counted in the storage, so two `search run`s on one study share the work.
-            states = [t.state for t in study.get_trials(deepcopy=False, states=(Complete, Running))]
-            done, running = states.count(Complete), states.count(Running)
-            if done >= config.trials and not in_flight:
-                break
-            while len(in_flight) < executor.capacity and done + running < config.trials:
-                trial = study.ask()
-                in_flight[trial.number] = trial  # from here on, an interrupt abandons it
-                trial.set_user_attr("owner", OWNER)
-                genotype = str(space.sample(trial, evaluation.input_shape))
-                trial.set_user_attr("genotype", genotype)
-                if genotype in known or evaluation.lookup:  # no executor needed
-                    if genotype in known:
-                        original, metrics = known[genotype]
-                        trial.set_user_attr("duplicate_of", original)
-                    else:  # a table: read here
-                        metrics = evaluation.lookup(genotype)
-                    finish(trial, metrics)
-                    del in_flight[trial.number]
-                    continue
-                executor.submit(TrialSpec(trial.number, genotype, config.dataset, recipe, config.device,
-                                          config.data_dir, config.threads,
-                                          exit_tolerance=config.exit_tolerance))
-                running += 1
+            with quiet.training():
+                # Counted in the storage, so two `search run`s on one study share the work.
+                states = [t.state for t in study.get_trials(deepcopy=False, states=(Complete, Running))]
+                done, running = states.count(Complete), states.count(Running)
+                if done >= config.trials and not in_flight:
+                    break
+                while len(in_flight) < executor.capacity and done + running < config.trials:
+                    trial = study.ask()
+                    in_flight[trial.number] = trial  # from here on, an interrupt abandons it
+                    trial.set_user_attr("owner", OWNER)
+                    genotype = str(space.sample(trial, evaluation.input_shape))
+                    trial.set_user_attr("genotype", genotype)
+                    if genotype in known or evaluation.lookup:  # no executor needed
+                        if genotype in known:
+                            original, metrics = known[genotype]
+                            trial.set_user_attr("duplicate_of", original)
+                        else:  # a table: read here
+                            metrics = evaluation.lookup(genotype)
+                        finish(trial, metrics)
+                        del in_flight[trial.number]
+                        continue
+                    executor.submit(TrialSpec(trial.number, genotype, config.dataset, recipe, config.device,
+                                              config.data_dir, config.threads,
+                                              exit_tolerance=config.exit_tolerance))
+                    running += 1
             if in_flight:
-                for outcome in executor.wait():
-                    _record(study, in_flight[outcome.spec.number], outcome, finish, report, done, tracker)
-                    if outcome.weights is not None:
-                        save_weights(config.dir, config.study, outcome.spec.number, outcome.weights)
-                    del in_flight[outcome.spec.number]
+                outcomes = executor.wait()
+                with quiet.training():
+                    for outcome in outcomes:
+                        _record(study, in_flight[outcome.spec.number], outcome, finish, report, done, tracker)
+                        if outcome.weights is not None:
+                            save_weights(config.dir, config.study, outcome.spec.number, outcome.weights)
+                        del in_flight[outcome.spec.number]
             elif done < config.trials:  # the last trials run in another process: wait for them
                 time.sleep(1.0)
                 reclaim_abandoned(study)
@@ -163,6 +169,7 @@ def run_search(config: RunConfig, executor=None, progress: bool = True, track: b
                 tracker.trial(study, study.trials[trial.number])
         raise
     finally:
+        quiet.install(quiet.Alone())
         executor.close()
         if tracker:
             tracker.finish(study, completed=done >= config.trials)

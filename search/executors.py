@@ -4,7 +4,7 @@ from __future__ import annotations
 import traceback
 from dataclasses import dataclass
 
-from evaluators import TrialSpec, evaluate
+from evaluators import TrialSpec, evaluate, quiet
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,11 @@ class LocalExecutor:
         done = [run_one(spec, self._evaluate) for spec in self._pending]
         self._pending.clear()
         return done
+
+    def driver_quiet(self) -> quiet.Quiet:
+        """How this process's own work (asking, screening, telling) keeps out of timings: nothing
+        else runs beside it here."""
+        return quiet.Alone()
 
     def close(self) -> None:
         pass
