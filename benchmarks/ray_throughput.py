@@ -50,7 +50,6 @@ def with_reference(genotype: str):
 
 
 def _evaluate_with_reference(genotype: str, spec):
-
     import torch
 
     from evaluators import evaluate, quiet
