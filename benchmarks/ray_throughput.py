@@ -7,8 +7,11 @@
    --workers 1 (this process, all cores) and --workers N (Ray, one core each); whole-run wall time
    of the real command, Ray's start included. The two runs train different networks (the sampler
    sees results in a different order), so short runs are noisy: keep the default.
+   Beside it, the bound: 12 sampled networks trained alone (no search, no timing), one after
+   another with all cores, then split over N processes of one core.
 2. Latency: one fixed reference model at 1x8x8, 10 classes, all cores:
-   - idle: measured alone in a fresh process, as `search inspect` does;
+   - idle: measured alone in a fresh process, as `search inspect` does (one just before and one
+     just after the run below);
    - in run, gated: measured inside each trial of an N-worker run, in the trial's quiet phase
      (the path every trial's own latency takes);
    - in run, no gate: measured in the same trials just after, without the quiet phase, while the
@@ -87,6 +90,39 @@ for _ in range(int(sys.argv[2])):
 """
 
 
+TRAIN_PROBE = f"""
+import sys, time; sys.path.insert(0, {str(ROOT)!r})
+import optuna, torch
+from evaluators.data import crop_flip
+from evaluators.trial import trial_data
+from evaluators.training import Recipe, train
+from spaces import build, get_space, parse
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+threads, part, parts, count, epochs = map(int, sys.argv[1:])
+torch.set_num_threads(threads)
+recipe = Recipe(epochs=epochs)
+data = trial_data("digits", "", recipe)
+study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+genotypes = [str(get_space("mobile").sample(study.ask(), data.input_shape)) for _ in range(count)]
+t0 = time.perf_counter()
+for g in genotypes[part::parts]:
+    train(build(parse(g), data.input_shape, data.num_classes), data.train, recipe)
+print(time.perf_counter() - t0)
+"""
+
+
+def training_alone(workers: int, count: int, epochs: int) -> tuple[float, float]:
+    """Seconds to train the same ``count`` sampled networks one after another with all cores, and
+    split over ``workers`` processes of one thread each at once: the most parallel trials can gain."""
+    def start(threads, part, parts):
+        return subprocess.Popen([sys.executable, "-c", TRAIN_PROBE, str(threads), str(part), str(parts), str(count),
+                                 str(epochs)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+
+    serial = figures(start(len(os.sched_getaffinity(0)), 0, 1))[0]
+    split = [start(1, i, workers) for i in range(workers)]
+    return serial, max(figures(p)[0] for p in split)
+
+
 def probe(genotype: str, times: int) -> subprocess.Popen:
     """A fresh process timing the reference model ``times`` times (one figure a line)."""
     return subprocess.Popen([sys.executable, "-c", IDLE_PROBE, genotype, str(times)], cwd=ROOT,
@@ -125,12 +161,19 @@ def main() -> None:
             rows.append((f"throughput, --workers {w}", f"{wall:.1f} s wall", f"{tph:.0f} trials/h",
                          f"{tph / base:.2f}x"))
 
+        serial, split = training_alone(args.workers, 12, args.epochs)
+        rows.append(("training alone, 1 x all cores", f"{serial:.1f} s wall", "12 networks", "1.00x"))
+        rows.append((f"training alone, {args.workers} x 1 core", f"{split:.1f} s wall", "12 networks",
+                     f"{serial / split:.2f}x"))
+
+        # idle figures from fresh processes just before and after a parallel run whose trials also
+        # time the reference model, in and out of their quiet phase (the machine's own drift cancels)
         idle = figures(probe(args.reference, 8))
-        # a parallel run whose trials also time the reference model, in and out of their quiet phase
         config = RunConfig(trials=args.latency_trials, epochs=args.epochs, study="latency", dir=d,
                            workers=args.workers)
         executor = RayExecutor(args.workers, evaluate=with_reference(args.reference))
         study = run_search(config, executor, progress=False)
+        idle += figures(probe(args.reference, 8))
         gated, ungated = ([t.user_attrs[k] for t in study.trials if k in t.user_attrs]
                           for k in ("reference_gated_ms", "reference_ungated_ms"))
     ref = statistics.median(idle)

@@ -128,6 +128,35 @@ def test_a_model_is_never_timed_while_another_trial_trains(local_ray, tmp_path):
     assert out[1]["threads"] == len(os.sched_getaffinity(0)) and out[1]["train_threads"] == 1
 
 
+def test_the_driver_s_own_work_keeps_out_of_timings(local_ray, tmp_path):
+    """The search process (screening, logging) shares the node's cores: a worker's timing waits
+    until it pauses at a checkpoint, and it does not work while the timing runs."""
+    executor = RayExecutor(workers=1, evaluate=functools.partial(quiet_probe, str(tmp_path / "training")))
+    driver = executor.driver_quiet()
+    try:
+        with driver.training():  # work with no checkpoint: the trial's timing must wait for it
+            executor.submit(spec(0))
+            time.sleep(1.0)
+            released = time.perf_counter()
+        first = drain(executor, 1)[0].metrics
+        work = []
+        with driver.training():  # work with checkpoints: the timing happens in one of its pauses
+            executor.submit(spec(0))
+            while not ray.wait(list(executor._running), timeout=0)[0]:
+                driver.checkpoint()
+                start = time.perf_counter()
+                while time.perf_counter() - start < 0.01:
+                    pass
+                work.append((start, time.perf_counter()))
+        second = drain(executor, 1)[0].metrics
+    finally:
+        executor.close()
+    assert first["timing"][0] >= released
+    t0, t1 = second["timing"]
+    assert work[0][0] < t0 and work[-1][1] > t1, "the timing ran while the driver was working"
+    assert not [w for w in work if w[0] < t1 and w[1] > t0], "the driver worked during a timing"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
