@@ -158,11 +158,13 @@ def run_search(config: RunConfig, executor=None, progress: bool = True, track: b
             elif done < config.trials:  # the last trials run in another process: wait for them
                 time.sleep(1.0)
                 reclaim_abandoned(study)
-    except KeyboardInterrupt:
+    except BaseException as e:
         # In-flight trials are abandoned, not finished: failed with the reason, queued to run again.
+        reason = ("interrupted (Ctrl-C) before it finished" if isinstance(e, KeyboardInterrupt)
+                  else f"the search stopped before it finished ({type(e).__name__}: {e})")
         for trial in in_flight.values():
             try:
-                abandon(study, trial, "interrupted (Ctrl-C) before it finished")
+                abandon(study, trial, reason)
             except optuna.exceptions.UpdateFinishedTrialError:
                 continue  # told just before the interrupt
             if tracker:

@@ -17,6 +17,8 @@ import ray
 import ray.cloudpickle
 
 from evaluators import Recipe, TrialSpec
+from search.config import RunConfig
+from search.driver import run_search
 from search.errors import UsageError
 from search.ray_executor import RayExecutor
 from search.study import load_study
@@ -80,6 +82,24 @@ def test_faults_fail_the_trial_and_a_dead_worker_is_retried(local_ray):
         assert len(executor.workers()) == 2
     finally:
         executor.close()
+
+
+def test_workers_that_cannot_start_stop_the_run_with_one_line(local_ray, tmp_path, monkeypatch):
+    """A worker whose creation fails (here: it cannot import the evaluate function, as on a node
+    without the package) is not a trial fault: the run stops with one line instead of looping."""
+    (tmp_path / "only_here.py").write_text("def evaluate(spec):\n    raise AssertionError('never runs')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import only_here
+
+    config = RunConfig(trials=3, epochs=1, study="s", dir=str(tmp_path / "runs"), workers=2)
+    with pytest.raises(UsageError, match="a Ray worker could not start: .*No module named 'only_here'"):
+        run_search(config, RayExecutor(workers=2, evaluate=only_here.evaluate), progress=False, track=False)
+    trials = load_study(str(tmp_path / "runs"), "s").trials
+    failed = [t for t in trials if t.state == Fail]
+    assert len(failed) == 2 and all(t.user_attrs["fail_reason"].startswith("abandoned: the search stopped")
+                                    for t in failed)
+    retried = [t for t in trials if t.state == optuna.trial.TrialState.WAITING]
+    assert sorted(t.user_attrs["retry_of"] for t in retried) == sorted(t.number for t in failed)
 
 
 def quiet_probe(marker, spec):
