@@ -9,7 +9,7 @@
    sees results in a different order), so short runs are noisy: keep the default.
    Beside it, the bound: 12 sampled networks trained alone (no search, no timing), one after
    another with all cores, then split over N processes of one core.
-2. Latency: one fixed reference model at 1x8x8, 10 classes, all cores:
+2. Latency: one fixed reference model at 1x8x8, 10 classes, timed as trials time (one thread):
    - idle: measured alone in a fresh process, as `search inspect` does (one just before and one
      just after the run below);
    - in run, gated: measured inside each trial of an N-worker run, in the trial's quiet phase
@@ -38,11 +38,13 @@ REFERENCE = "stem_c16_k3_s1_relu, ir_r2_k3_s1_e4_c24_relu, ir_r2_k5_s2_e4_c32_se
 
 
 def reference_latency_ms(genotype: str) -> float:
-    """The reference model's batch-1 latency in this process, with its current threads."""
+    """The reference model's batch-1 latency in this process, with the threads trials time with."""
     from evaluators import measure_latency
+    from search.config import RunConfig
     from spaces import build, parse
 
-    return measure_latency(build(parse(genotype), (1, 8, 8), 10), (1, 8, 8)).median_ms
+    threads = RunConfig.threads  # the default of `search run --threads`
+    return measure_latency(build(parse(genotype), (1, 8, 8), 10), (1, 8, 8), threads=threads).median_ms
 
 
 def with_reference(genotype: str):
@@ -53,20 +55,12 @@ def with_reference(genotype: str):
 
 
 def _evaluate_with_reference(genotype: str, spec):
-    import torch
-
     from evaluators import evaluate, quiet
 
     result = evaluate(spec)
-    metrics = result.metrics
     with quiet.measuring():
-        metrics["reference_gated_ms"] = reference_latency_ms(genotype)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(len(os.sched_getaffinity(0)))  # as in the quiet phase, minus the quiet
-    try:
-        metrics["reference_ungated_ms"] = reference_latency_ms(genotype)
-    finally:
-        torch.set_num_threads(threads)
+        result.metrics["reference_gated_ms"] = reference_latency_ms(genotype)
+    result.metrics["reference_ungated_ms"] = reference_latency_ms(genotype)  # the other trials train on
     return result
 
 

@@ -10,6 +10,7 @@ from torch import nn
 
 from . import quiet
 from .cost import count_macs
+from .latency import using_threads
 
 NEVER = 2.0  # a threshold no softmax confidence reaches
 
@@ -90,12 +91,13 @@ def dynamic_run(model: nn.Module, x: torch.Tensor, threshold: float, device: str
 
 def exit_metrics(model: nn.Module, val: tuple[torch.Tensor, torch.Tensor],
                  test: tuple[torch.Tensor, torch.Tensor], input_shape: tuple[int, int, int],
-                 tolerance: float, device: str = "cpu") -> dict:
-    """Calibrate on the validation split, then measure the dynamic network there (batch 1)."""
+                 tolerance: float, device: str = "cpu", threads: int = 0) -> dict:
+    """Calibrate on the validation split, then measure the dynamic network there (batch 1, with
+    ``threads`` CPU threads as ``latency.measure_latency``)."""
     x, y = val
     conf, pred = head_confidences(model, x, device)
     threshold = calibrate(conf, pred, y.numpy(), tolerance)
-    with quiet.measuring():  # the dynamic run is timed: only while other trials pause
+    with quiet.measuring(), using_threads(threads):  # timed: only while other trials pause
         preds, heads, latency_ms = dynamic_run(model, x, threshold, device)
     rates = [float((heads == k).mean()) for k in range(len(conf))]
     cumulative = cumulative_macs(model, input_shape)

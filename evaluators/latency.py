@@ -1,6 +1,7 @@
 """Batch-1 inference latency on the evaluating device."""
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
 from dataclasses import dataclass
@@ -23,12 +24,19 @@ def measure_latency(model: nn.Module, input_shape: tuple[int, int, int], device:
     """Median wall time of single-input forwards after warm-up, over at least ``min_runs`` runs and
     ``min_seconds`` (0.05 s: a median as steady as over 0.25 s here, and a Ray run pauses other
     trials while it times). On CUDA each run is timed with events after a synchronize. ``threads`` sets
-    torch's CPU thread count for the measurement only (0 = leave it); it is restored afterwards."""
+    torch's CPU thread count for the measurement only (0 = leave it)."""
+    with using_threads(threads):
+        return _measure(model, input_shape, device, warmup, min_runs, min_seconds)
+
+
+@contextlib.contextmanager
+def using_threads(threads: int):
+    """torch's CPU thread count set to ``threads`` inside (0 = leave it), restored afterwards."""
     previous = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
     try:
-        return _measure(model, input_shape, device, warmup, min_runs, min_seconds)
+        yield
     finally:
         torch.set_num_threads(previous)
 

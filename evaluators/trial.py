@@ -26,7 +26,7 @@ class TrialSpec:
     recipe: Recipe
     device: str = "cpu"
     data_dir: str = ""  # where the data set's files are ("" = its default place)
-    threads: int = 0  # CPU threads for the latency measurement (0 = torch's default)
+    threads: int = 1  # CPU threads for the latency measurements (0 = all cores); see search.config
     exit_tolerance: float = 0.01  # accuracy an early-exit network may lose to its full depth (validation)
 
 
@@ -52,7 +52,7 @@ def trial_data(dataset: str, data_dir: str, recipe: Recipe) -> Dataset:
 
 
 def cheap_metrics(model: torch.nn.Module, input_shape: tuple[int, int, int], device: str,
-                  threads: int = 0) -> dict:
+                  threads: int = 1) -> dict:
     """What is known before training: exact size and cost, and measured latency. Only the timing
     waits for a quiet phase (counting needs none, and every ms of quiet pauses the other trials)."""
     metrics = {"params": count_params(model), "macs": count_macs(model, input_shape)}
@@ -83,7 +83,7 @@ def evaluate(spec: TrialSpec) -> TrialResult:
         metrics["test_accuracy"] = accuracy(model, data.test, spec.device)
     if model.exits:
         metrics.update(exit_metrics(model, data.val, data.test, data.input_shape, spec.exit_tolerance,
-                                    spec.device))
+                                    spec.device, spec.threads))
     else:  # one path: the expected cost is the cost
         metrics["expected_macs"], metrics["expected_latency_ms"] = metrics["macs"], metrics["latency_ms"]
     return TrialResult(metrics, state_dict_bytes(model))

@@ -133,8 +133,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             raise UsageError(f"{e} (or name one of: {', '.join(NAMED)})") from None
     shape = _input_shape(args.input)
     model = build(genotype, shape, _positive("--classes", args.classes))
-    threads = args.threads if args.threads is None else _positive("--threads", args.threads)
-    m = cheap_metrics(model, shape, "cpu", threads or 0)
+    if args.threads < 0:
+        raise UsageError(f"--threads must be 0 (all cores) or a positive integer, got {args.threads}")
+    m = cheap_metrics(model, shape, "cpu", args.threads)
     row = {"genotype": str(genotype), "input": "x".join(map(str, shape)), "classes": args.classes,
            "params": m["params"], "macs": m["macs"], "latency_ms": m["latency_ms"],
            "latency_threads": m["latency_threads"], "device": "cpu"}
@@ -208,7 +209,8 @@ def parser() -> argparse.ArgumentParser:
     i.add_argument("genotype", help="a named genotype (mobilenet_v2, mobilenet_v3_large) or genotype text")
     i.add_argument("--input", default="3x224x224", help="input shape CxHxW (default 3x224x224)")
     i.add_argument("--classes", type=int, default=1000, help="number of classes (default 1000)")
-    i.add_argument("--threads", type=int, help="CPU threads for the latency measurement (default: torch's)")
+    i.add_argument("--threads", type=int, default=1, help="CPU threads for the latency measurement "
+                                                           "(0 = all cores; default 1, as search run)")
     i.add_argument("--format", choices=("table", "json"), default="table")
     i.set_defaults(func=cmd_inspect)
 

@@ -69,7 +69,9 @@ class RunConfig:
     exit_tolerance: float = option(0.01, "validation accuracy (a fraction) the early-exit threshold may cost "
                                          "against the full depth", metavar="F")
     device: str = option("cpu", "where trials train and are timed: cpu, cuda or cuda:N")
-    threads: int = option(0, "CPU threads for the latency measurement (0 = torch's default)", metavar="N")
+    # 1 by default: small nets at batch 1 run as fast on one thread here, and a one-thread timing is
+    # not upset by the search's own processes on the other cores (benchmarks/ray_throughput.py)
+    threads: int = option(1, "CPU threads for the latency measurements (0 = all cores)", metavar="N")
     # where trials run (not part of a study's identity); None = the default
     workers: int | None = option(None, "trials in flight at once (default: one per GPU, else one per CPU core; "
                                        "1 on a lone machine runs in this process)", metavar="N")
