@@ -168,8 +168,15 @@ def cmd_spaces(args: argparse.Namespace) -> int:
     return 0
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """Bad arguments get one line (argparse prints the whole usage first); --help still has it."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="search", description="Hardware-aware neural architecture search.")
+    p = _OneLineParser(prog="search", description="Hardware-aware neural architecture search.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     r = sub.add_parser("run", help="run (or continue) a multi-objective search")
