@@ -15,12 +15,15 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from evaluators import evaluation_for  # noqa: E402
 from search.cli import parser  # noqa: E402
 from search.config import config_from_args  # noqa: E402
 from search.driver import run_search  # noqa: E402
 from search.front import front_rows  # noqa: E402
+from search.hybrid import screen_for  # noqa: E402
 from search.report import render  # noqa: E402
 from search.study import open_study  # noqa: E402
+from spaces import get_space  # noqa: E402
 
 OPTIONS = ["--dataset", "fashion-mnist", "--train-subset", "40000", "--epochs", "3", "--batch-size", "128",
            "--no-augment", "--trials", "4", "--study", "fmnist"]
@@ -34,7 +37,9 @@ for i, (depth, width) in enumerate([(1, 16), (2, 32), (2, 48), (1, 64)]):
 
 def main() -> None:
     config = config_from_args(parser().parse_args(["run", *OPTIONS, *sys.argv[1:]]))
-    study = open_study(config)
+    space = get_space(config.space)
+    evaluation = evaluation_for(space.evaluator, config.dataset, config.data_dir, config.recipe(), config.device)
+    study = open_study(config, screen_for(space, evaluation))  # the default sampler screens candidates
     if not study.trials:
         study.enqueue_trial(SEED_PARAMS)
     print(render(front_rows(run_search(config)), "table"))
