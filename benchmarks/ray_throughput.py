@@ -87,7 +87,6 @@ for _ in range(int(sys.argv[2])):
 TRAIN_PROBE = f"""
 import sys, time; sys.path.insert(0, {str(ROOT)!r})
 import optuna, torch
-from evaluators.data import crop_flip
 from evaluators.trial import trial_data
 from evaluators.training import Recipe, train
 from spaces import build, get_space, parse
@@ -109,18 +108,22 @@ def training_alone(workers: int, count: int, epochs: int) -> tuple[float, float]
     """Seconds to train the same ``count`` sampled networks one after another with all cores, and
     split over ``workers`` processes of one thread each at once: the most parallel trials can gain."""
     def start(threads, part, parts):
-        return subprocess.Popen([sys.executable, "-c", TRAIN_PROBE, str(threads), str(part), str(parts), str(count),
-                                 str(epochs)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        return python(TRAIN_PROBE, threads, part, parts, count, epochs)
 
     serial = figures(start(len(os.sched_getaffinity(0)), 0, 1))[0]
     split = [start(1, i, workers) for i in range(workers)]
     return serial, max(figures(p)[0] for p in split)
 
 
+def python(code: str, *args) -> subprocess.Popen:
+    """A fresh Python process running ``code`` with ``args``; its figures are read from stdout."""
+    return subprocess.Popen([sys.executable, "-c", code, *map(str, args)], cwd=ROOT, stdout=subprocess.PIPE,
+                            text=True)
+
+
 def probe(genotype: str, times: int) -> subprocess.Popen:
     """A fresh process timing the reference model ``times`` times (one figure a line)."""
-    return subprocess.Popen([sys.executable, "-c", IDLE_PROBE, genotype, str(times)], cwd=ROOT,
-                            stdout=subprocess.PIPE, text=True)
+    return python(IDLE_PROBE, genotype, times)
 
 
 def figures(p: subprocess.Popen) -> list[float]:

@@ -52,7 +52,7 @@ def trial_data(dataset: str, data_dir: str, recipe: Recipe) -> Dataset:
 
 
 def cheap_metrics(model: torch.nn.Module, input_shape: tuple[int, int, int], device: str,
-                  threads: int = 1) -> dict:
+                  threads: int) -> dict:
     """What is known before training: exact size and cost, and measured latency. Only the timing
     waits for a quiet phase (counting needs none, and every ms of quiet pauses the other trials)."""
     metrics = {"params": count_params(model), "macs": count_macs(model, input_shape)}

@@ -161,20 +161,17 @@ class RayExecutor:
                     last = [line for line in str(e).splitlines() if line.strip()][-1].strip()
                     raise UsageError(f"a Ray worker could not start: {last} (every node needs this package "
                                      f"and its dependencies installed)") from None
-                outcomes += self._replace(worker, who, spec, retries, e)
+                # the worker process is gone (killed, out of memory, its node lost)
+                self.gate.forget.remote(who)
+                ray.kill(worker, no_restart=True)
+                self._idle.append(self._new_worker())
+                if retries < self.max_retries:
+                    self.submit(spec, retries + 1)
+                else:
+                    reason = str(e).strip().splitlines()[0][:300]
+                    outcomes.append(Outcome(spec, None, f"worker died {retries + 1} times; last: "
+                                                        f"{type(e).__name__}: {reason}", retries))
         return outcomes
-
-    def _replace(self, worker, who: int, spec: TrialSpec, retries: int, e: Exception) -> list[Outcome]:
-        """The worker process is gone (killed, out of memory, its node lost): a fresh one takes its
-        place and its trial runs again, or fails when it has been retried enough."""
-        self.gate.forget.remote(who)
-        ray.kill(worker, no_restart=True)
-        self._idle.append(self._new_worker())
-        if retries < self.max_retries:
-            self.submit(spec, retries + 1)
-            return []
-        reason = str(e).strip().splitlines()[0][:300]
-        return [Outcome(spec, None, f"worker died {retries + 1} times; last: {type(e).__name__}: {reason}", retries)]
 
     def close(self) -> None:
         if self._owns_ray:
