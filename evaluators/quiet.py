@@ -12,10 +12,12 @@ from typing import ContextManager, Protocol
 
 class Quiet(Protocol):
     def measuring(self) -> ContextManager:
-        """Hold while timing: returns once no other trial on this device is training."""
+        """Hold while timing: returns once no other trial on this device is training. May be
+        nested in this trial's own training section (its work is not running meanwhile)."""
 
     def training(self) -> ContextManager:
-        """Hold while training or evaluating (heavy work that would disturb a timing)."""
+        """Hold while training or evaluating (heavy work that would disturb a timing). Sections
+        do not nest."""
 
     def checkpoint(self) -> None:
         """Called between training steps: pauses here while someone else is timing."""

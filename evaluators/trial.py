@@ -70,23 +70,25 @@ def state_dict_bytes(model: torch.nn.Module) -> bytes:
 def evaluate(spec: TrialSpec) -> TrialResult:
     """Build, cost, train and validate one genotype; raises on failure (the caller records why).
     Writes no files: it may run on another machine."""
-    data = trial_data(spec.dataset, spec.data_dir, spec.recipe)
-    torch.manual_seed(spec.recipe.seed)
-    model = build(parse(spec.genotype), data.input_shape, data.num_classes)
-    metrics = cheap_metrics(model, data.input_shape, spec.device, spec.threads)
+    # All of it is heavy work to a trial timing beside it on the same cores (building and counting
+    # too, not only training): one training section, with this trial's own timings nested in it.
     with quiet.training():
+        data = trial_data(spec.dataset, spec.data_dir, spec.recipe)
+        torch.manual_seed(spec.recipe.seed)
+        model = build(parse(spec.genotype), data.input_shape, data.num_classes)
+        metrics = cheap_metrics(model, data.input_shape, spec.device, spec.threads)
         t0 = time.perf_counter()
         augment = crop_flip if spec.recipe.augment and data.augmentable else None
         train(model, data.train, spec.recipe, spec.device, augment)
         metrics["train_seconds"] = time.perf_counter() - t0
         metrics["accuracy"] = accuracy(model, data.val, spec.device)
         metrics["test_accuracy"] = accuracy(model, data.test, spec.device)
-    if model.exits:
-        metrics.update(exit_metrics(model, data.val, data.test, data.input_shape, spec.exit_tolerance,
-                                    spec.device, spec.threads))
-    else:  # one path: the expected cost is the cost
-        metrics["expected_macs"], metrics["expected_latency_ms"] = metrics["macs"], metrics["latency_ms"]
-    return TrialResult(metrics, state_dict_bytes(model))
+        if model.exits:
+            metrics.update(exit_metrics(model, data.val, data.test, data.input_shape, spec.exit_tolerance,
+                                        spec.device, spec.threads))
+        else:  # one path: the expected cost is the cost
+            metrics["expected_macs"], metrics["expected_latency_ms"] = metrics["macs"], metrics["latency_ms"]
+        return TrialResult(metrics, state_dict_bytes(model))
 
 
 def screen(genotype: str, dataset: str, data_dir: str, recipe: Recipe, device: str = "cpu") -> dict:

@@ -58,7 +58,8 @@ class Gate:
         """Returns when ``who`` holds the node's timing slot and no other trainer there runs."""
         async with self._changed:
             n = self._node(node)
-            n.paused.add(who)  # counts as parked while it waits for the slot
+            n.paused.add(who)  # counts as parked while it waits for the slot: the timer may be
+            self._changed.notify_all()  # waiting for this very worker, busy until now
             await self._changed.wait_for(lambda: n.timer is None)
             n.timer = who
             n.paused.discard(who)
@@ -108,6 +109,8 @@ class GateClient:
 
     @contextlib.contextmanager
     def training(self):
+        if self._poll is not None:  # the inner end would leave the outer section unguarded
+            raise RuntimeError("quiet.training() sections do not nest")
         ray.get(self.gate.begin_training.remote(self.node, self.who))
         self._poll = self.gate.timing_wanted.remote(self.node)
         try:

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import optuna
@@ -175,6 +176,46 @@ def test_the_driver_s_own_work_keeps_out_of_timings(local_ray, tmp_path):
     t0, t1 = second["timing"]
     assert work[0][0] < t0 and work[-1][1] > t1, "the timing ran while the driver was working"
     assert not [w for w in work if w[0] < t1 and w[1] > t0], "the driver worked during a timing"
+
+
+def timing_inside_a_section(marker, spec):
+    """As a trial times: inside its own training section. Trial 1 is busy (no checkpoint) when
+    trial 0 asks to time, then asks to time itself."""
+    from evaluators import TrialResult, quiet
+
+    with quiet.training():
+        if spec.number == 1:
+            open(marker, "w").close()
+            start = time.perf_counter()
+            while time.perf_counter() - start < 0.5:
+                pass
+            busy = (start, time.perf_counter())
+        else:
+            while not os.path.exists(marker):
+                time.sleep(0.01)
+            busy = None
+        with quiet.measuring():
+            t0 = time.perf_counter()
+            time.sleep(0.1)
+            timing = (t0, time.perf_counter())
+    return TrialResult({"timing": timing, "busy": busy}, weights=b"")
+
+
+def test_trials_that_time_inside_their_sections_take_turns(local_ray, tmp_path):
+    executor = RayExecutor(workers=2, evaluate=functools.partial(timing_inside_a_section, str(tmp_path / "busy")))
+    out = {}
+    try:
+        executor.submit(spec(0))
+        executor.submit(spec(1))
+        waiter = threading.Thread(target=lambda: out.update(drain(executor, 2)), daemon=True)
+        waiter.start()
+        waiter.join(timeout=60)
+    finally:
+        executor.close()
+    assert len(out) == 2, "the two timings waited for each other"
+    first, second, busy = out[0].metrics["timing"], out[1].metrics["timing"], out[1].metrics["busy"]
+    assert first[0] >= busy[1], "trial 0 timed while trial 1 was busy"
+    assert second[0] >= first[1], "the two timings overlapped"
 
 
 def free_port() -> int:
