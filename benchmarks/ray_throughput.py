@@ -1,7 +1,7 @@
 """Trials per hour with 1 and N workers, and whether latency stays honest during a parallel run.
 
     python benchmarks/ray_throughput.py [--trials 200] [--epochs 10] [--workers 2] [--latency-trials 60]
-                                        [--idle-every 1.0] [--latency-only] [--reference GENOTYPE]
+                                        [--latency-only] [--reference GENOTYPE]
 
 1. Throughput: the default mobile/digits search (`search run`, 200 trials, same seed) with
    --workers 1 (this process, all cores) and --workers N (Ray, one core each); whole-run wall time
@@ -10,16 +10,15 @@
    Beside it, the bound: 12 sampled networks trained alone (no search, no timing), one after
    another with all cores, then split over N processes of one core.
 2. Latency: one fixed reference model at 1x8x8, 10 classes, timed as trials time (one thread),
-   during an N-worker run of --latency-trials trials:
-   - idle: every ~--idle-every seconds the whole run (driver, Ray's daemons, workers) is stopped
-     with SIGSTOP while a separate process times the reference, then resumed;
-   - in run, gated: timed inside each trial in the trial's quiet phase (the path every trial's own
-     latency takes);
-   - in run, no gate: timed in the same trials just after, without the quiet phase, while the other
+   inside each trial of an N-worker run of --latency-trials trials, each figure followed at once
+   by an idle one: this benchmark stops every process of the run (SIGSTOP: driver, Ray's daemons,
+   workers) while a process of its own times the reference, then resumes them.
+   - in run, gated: timed in the trial's quiet phase (the path every trial's own latency takes);
+   - in run, no gate: timed in the same trial just after, without the quiet phase, while the other
      workers go on training (what the gate prevents).
-   This host slows down for seconds at a time (a process timing the same model reads 0.75 ms, then
-   1.3 ms for ten seconds): idle figures taken between the in-run ones meet the same bursts, and
-   "paired" compares each in-run figure with the idle one taken nearest to it in time.
+   "vs idle" is the median over trials of in-run / idle. Pairs, because this host slows down for
+   a while now and then (the same model reads 0.75 ms, then 1.3 ms for seconds): a pair's two
+   figures, a tenth of a second apart, meet the same state of the host.
 Print a table. Timings are only as quiet as the machine: run it with nothing else running.
 """
 from __future__ import annotations
@@ -28,12 +27,12 @@ import argparse
 import contextlib
 import json
 import os
-import random
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -55,27 +54,69 @@ def reference_latency_ms(genotype: str) -> float:
     return measure_latency(build(parse(genotype), (1, 8, 8), 10), (1, 8, 8), threads=threads).median_ms
 
 
-def with_reference(genotype: str):
-    """An evaluate(spec) that also times the reference model in the trial's quiet phase."""
+def with_reference(genotype: str, channel: str):
+    """An evaluate(spec) that also times the reference model, each figure paired with an idle one."""
     import functools
 
-    return functools.partial(_evaluate_with_reference, genotype)
+    return functools.partial(_evaluate_with_reference, genotype, channel)
 
 
-def _evaluate_with_reference(genotype: str, spec):
+def _evaluate_with_reference(genotype: str, channel: str, spec):
     from evaluators import evaluate, quiet
 
     result = evaluate(spec)
     with quiet.training():  # like the trial's own work: no other trial times meanwhile
         with quiet.measuring():
-            result.metrics["reference_gated"] = (time.time(), reference_latency_ms(genotype))
+            result.metrics["reference_gated"] = (reference_latency_ms(genotype), idle_figure(channel))
         # the other trials train on meanwhile: what the gate prevents
-        result.metrics["reference_ungated"] = (time.time(), reference_latency_ms(genotype))
+        result.metrics["reference_ungated"] = (reference_latency_ms(genotype), idle_figure(channel))
     return result
 
 
-def latency_run(genotype: str, trials: int, epochs: int, workers: int, directory: str) -> dict:
-    """(wall time, ms) figures of the reference timed inside each trial of an N-worker Ray run."""
+def idle_figure(channel: str) -> float:
+    """The reference timed on an idle machine, now: this benchmark stops every process of the run
+    (this one too, waiting here) while a process of its own times it (``serve_idle_figures``)."""
+    import fcntl
+
+    with open(f"{channel}/lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one question at a time (two trials may ask at once)
+        with open(f"{channel}/ask", "w") as f:
+            f.write("?")
+        with open(f"{channel}/answer") as f:
+            return float(f.read())
+
+
+def serve_idle_figures(run: subprocess.Popen, genotype: str, channel: str) -> threading.Thread:
+    """Answers ``idle_figure`` (named pipes in ``channel``) until the run ends."""
+    for name in ("ask", "answer"):
+        os.mkfifo(f"{channel}/{name}")
+    probe = python(IDLE_PROBE, genotype, stdin=subprocess.PIPE)
+
+    def one() -> str:
+        probe.stdin.write("\n")
+        probe.stdin.flush()
+        return probe.stdout.readline().strip()
+
+    def serve() -> None:
+        one()  # the first figure pays for torch's start-up
+        while True:
+            with open(f"{channel}/ask") as f:
+                if not f.read():  # opened and closed by main(): the run is over
+                    break
+            with frozen(run.pid):
+                figure = one()
+            with open(f"{channel}/answer", "w") as f:
+                f.write(figure)
+        probe.stdin.close()
+        probe.wait()
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    return server
+
+
+def latency_run(genotype: str, trials: int, epochs: int, workers: int, directory: str, channel: str) -> dict:
+    """(in run, idle) figure pairs of the reference timed inside each trial of an N-worker Ray run."""
     import optuna
     import ray.cloudpickle
 
@@ -87,7 +128,7 @@ def latency_run(genotype: str, trials: int, epochs: int, workers: int, directory
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import benchmarks/
     config = RunConfig(trials=trials, epochs=epochs, study="latency", dir=directory, workers=workers)
-    study = run_search(config, RayExecutor(workers, evaluate=with_reference(genotype)), progress=False)
+    study = run_search(config, RayExecutor(workers, evaluate=with_reference(genotype, channel)), progress=False)
     return {k: [t.user_attrs[k] for t in study.trials if k in t.user_attrs]
             for k in ("reference_gated", "reference_ungated")}
 
@@ -108,14 +149,14 @@ import json, sys, time; sys.path.insert(0, {str(ROOT)!r}); sys.path.insert(0, {s
 from ray_throughput import latency_run, reference_latency_ms
 """
 
-# one figure per line read from stdin, each printed as "wall_time ms"
+# one figure per line read from stdin
 IDLE_PROBE = IMPORTS + """
 for _ in sys.stdin:
-    print(time.time(), reference_latency_ms(sys.argv[1]), flush=True)
+    print(reference_latency_ms(sys.argv[1]), flush=True)
 """
 
 LATENCY_RUN = IMPORTS + """
-print(json.dumps(latency_run(sys.argv[1], *map(int, sys.argv[2:5]), sys.argv[5])))
+print(json.dumps(latency_run(sys.argv[1], *map(int, sys.argv[2:5]), *sys.argv[5:7])))
 """
 
 
@@ -193,45 +234,12 @@ def frozen(root: int):
                 os.kill(pid, signal.SIGCONT)
 
 
-def idle_during(run: subprocess.Popen, genotype: str, interval: float) -> list[tuple[float, float]]:
-    """Idle figures interleaved with a running ``run``: every ``interval`` s (jittered), the whole run
-    is frozen while a separate process times the reference once. Bursts of the host (it slows for
-    seconds at a time) then fall on idle and in-run figures alike."""
-    probe = python(IDLE_PROBE, genotype, stdin=subprocess.PIPE)
-    jitter = random.Random(0)
-
-    def one() -> tuple[float, float]:
-        probe.stdin.write("\n")
-        probe.stdin.flush()
-        wall, ms = probe.stdout.readline().split()
-        return float(wall), float(ms)
-
-    one()  # the first figure pays for torch's start-up
-    idle = []
-    try:
-        while run.poll() is None:
-            time.sleep(interval * jitter.uniform(0.5, 1.5))
-            with frozen(run.pid):
-                if run.poll() is None:
-                    idle.append(one())
-    finally:
-        probe.stdin.close()
-        probe.wait()
-    return idle
-
-
-def nearest_ratios(values: list[tuple[float, float]], idle: list[tuple[float, float]]) -> list[float]:
-    """Each in-run figure over the idle figure taken nearest to it in time."""
-    return [ms / min(idle, key=lambda i: abs(i[0] - wall))[1] for wall, ms in values]
-
-
 def main() -> None:
     a = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     a.add_argument("--trials", type=int, default=200)
     a.add_argument("--epochs", type=int, default=10)
     a.add_argument("--workers", type=int, default=2)
     a.add_argument("--latency-trials", type=int, default=60, help="trials of the run that times the reference")
-    a.add_argument("--idle-every", type=float, default=1.0, help="seconds between idle figures during that run")
     a.add_argument("--latency-only", action="store_true", help="skip the throughput runs")
     a.add_argument("--reference", default=REFERENCE)
     args = a.parse_args()
@@ -246,41 +254,45 @@ def main() -> None:
             for w, wall in walls.items():
                 tph = args.trials / wall * 3600
                 rows.append((f"throughput, --workers {w}", f"{wall:.1f} s wall", f"{tph:.0f} trials/h",
-                             f"{tph / base:.2f}x", ""))
+                             f"{tph / base:.2f}x"))
             serial, split = training_alone(args.workers, 12, args.epochs)
-            rows.append(("training alone, 1 x all cores", f"{serial:.1f} s wall", "12 networks", "1.00x", ""))
+            rows.append(("training alone, 1 x all cores", f"{serial:.1f} s wall", "12 networks", "1.00x"))
             rows.append((f"training alone, {args.workers} x 1 core", f"{split:.1f} s wall", "12 networks",
-                         f"{serial / split:.2f}x", ""))
+                         f"{serial / split:.2f}x"))
 
-        run = python(LATENCY_RUN, args.reference, args.latency_trials, args.epochs, args.workers, d)
+        channel = tempfile.mkdtemp(dir=d)
+        run = python(LATENCY_RUN, args.reference, args.latency_trials, args.epochs, args.workers, d, channel)
         try:
-            idle = idle_during(run, args.reference, args.idle_every)
+            server = serve_idle_figures(run, args.reference, channel)
             out, _ = run.communicate()
         finally:
             run.kill()
+        open(f"{channel}/ask", "w").close()  # tells the server the run is over
+        server.join()
         if run.returncode:
             sys.exit("the latency run failed (its error is above)")
-        in_run = json.loads(out)
+        pairs = json.loads(out)
 
-    ref = statistics.median(ms for _, ms in idle)
-    for name, values in (("latency idle (run frozen)", idle), ("latency in run, gated", in_run["reference_gated"]),
-                         ("latency in run, no gate", in_run["reference_ungated"])):
-        ms = [v for _, v in values]
-        q = statistics.quantiles(ms, n=4)
-        paired = "" if values is idle else f"{(statistics.median(nearest_ratios(values, idle)) - 1) * 100:+.1f} %"
-        rows.append((name, f"{statistics.median(ms):.3f} ms median ({q[0]:.3f}-{q[2]:.3f})",
-                     f"{len(ms)} figures", f"{(statistics.median(ms) / ref - 1) * 100:+.1f} %", paired))
+    for name, key in (("gated", "reference_gated"), ("no gate", "reference_ungated")):
+        in_run, idle = zip(*pairs[key])
+        ratio = statistics.median(r / i for r, i in pairs[key])
+        rows.append((f"latency in run, {name}", spread(in_run), f"{len(in_run)} figures", f"{(ratio - 1) * 100:+.1f} %"))
+        rows.append(("  idle, just after (run stopped)", spread(idle), f"{len(idle)} figures", ""))
 
     print(f"search: mobile/digits, {args.trials} trials, {args.epochs} epochs, seed 0; " * (not args.latency_only)
-          + f"reference: {args.reference} "
-          f"@ 1x8x8, 10 classes, timed in {args.latency_trials} trials of a {args.workers}-worker run, idle "
-          f"figures taken with that run frozen every ~{args.idle_every:g} s")
-    header = ("what", "measured (middle half)", "rate / count", "vs 1 worker / idle", "vs idle, paired")
+          + f"reference: {args.reference} @ 1x8x8, 10 classes, timed in {args.latency_trials} trials of a "
+          f"{args.workers}-worker run, each figure followed by an idle one; vs idle: median of the pairs' ratios")
+    header = ("what", "measured (middle half)", "rate / count", "vs 1 worker / idle")
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
     print("  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip())
     print("  ".join("-" * w for w in widths))
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+
+
+def spread(ms) -> str:
+    q = statistics.quantiles(ms, n=4)
+    return f"{statistics.median(ms):.3f} ms median ({q[0]:.3f}-{q[2]:.3f})"
 
 
 if __name__ == "__main__":

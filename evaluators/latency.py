@@ -20,13 +20,15 @@ class Latency:
 
 def measure_latency(model: nn.Module, input_shape: tuple[int, int, int], device: str = "cpu",
                     warmup: int = 10, min_runs: int = 30, min_seconds: float = 0.05,
-                    threads: int = 0) -> Latency:
-    """Median wall time of single-input forwards after warm-up, over at least ``min_runs`` runs and
-    ``min_seconds`` (0.05 s: a median as steady as over 0.25 s here, and a Ray run pauses other
-    trials while it times). On CUDA each run is timed with events after a synchronize. ``threads`` sets
+                    threads: int = 0, warmup_seconds: float = 0.05) -> Latency:
+    """Median wall time of single-input forwards, over at least ``min_runs`` runs and ``min_seconds``
+    (0.05 s: a median as steady as over 0.25 s here, and a Ray run pauses other trials while it
+    times), after at least ``warmup`` runs and ``warmup_seconds`` of warm-up: when a Ray run's quiet
+    phase begins, the node takes tens of ms to settle (forwards run 25 % slow in its first 10 ms,
+    2-3 % up to 70 ms). On CUDA each run is timed with events after a synchronize. ``threads`` sets
     torch's CPU thread count for the measurement only (0 = leave it)."""
     with using_threads(threads):
-        return _measure(model, input_shape, device, warmup, min_runs, min_seconds)
+        return _measure(model, input_shape, device, warmup, warmup_seconds, min_runs, min_seconds)
 
 
 @contextlib.contextmanager
@@ -41,16 +43,18 @@ def using_threads(threads: int):
         torch.set_num_threads(previous)
 
 
-def _measure(model, input_shape, device, warmup, min_runs, min_seconds) -> Latency:
+def _measure(model, input_shape, device, warmup, warmup_seconds, min_runs, min_seconds) -> Latency:
     model = model.to(device).eval()
     x = torch.randn(1, *input_shape, device=device)
     cuda = device.startswith("cuda")
     times: list[float] = []
     with torch.inference_mode():
-        for _ in range(warmup):
+        start, runs = time.perf_counter(), 0
+        while runs < warmup or time.perf_counter() - start < warmup_seconds:
             model(x)
-        if cuda:
-            torch.cuda.synchronize()
+            if cuda:
+                torch.cuda.synchronize()
+            runs += 1
         start = time.perf_counter()
         while len(times) < min_runs or time.perf_counter() - start < min_seconds:
             if cuda:
