@@ -145,7 +145,7 @@ def timed_run(workers: int, trials: int, epochs: int, directory: str) -> float:
 
 
 IMPORTS = f"""
-import json, sys, time; sys.path.insert(0, {str(ROOT)!r}); sys.path.insert(0, {str(ROOT / 'benchmarks')!r})
+import json, sys; sys.path.insert(0, {str(ROOT)!r}); sys.path.insert(0, {str(ROOT / 'benchmarks')!r})
 from ray_throughput import latency_run, reference_latency_ms
 """
 
@@ -276,7 +276,8 @@ def main() -> None:
     for name, key in (("gated", "reference_gated"), ("no gate", "reference_ungated")):
         in_run, idle = zip(*pairs[key])
         ratio = statistics.median(r / i for r, i in pairs[key])
-        rows.append((f"latency in run, {name}", spread(in_run), f"{len(in_run)} figures", f"{(ratio - 1) * 100:+.1f} %"))
+        rows.append((f"latency in run, {name}", spread(in_run), f"{len(in_run)} figures",
+                     f"{(ratio - 1) * 100:+.1f} %"))
         rows.append(("  idle, just after (run stopped)", spread(idle), f"{len(idle)} figures", ""))
 
     print(f"search: mobile/digits, {args.trials} trials, {args.epochs} epochs, seed 0; " * (not args.latency_only)

@@ -97,5 +97,6 @@ def screen(genotype: str, dataset: str, data_dir: str, recipe: Recipe, device: s
     quiet.checkpoint()  # the sampler screens many in a row: a trial beside it may want to time
     data = trial_data(dataset, data_dir, recipe)
     model = build(parse(genotype), data.input_shape, data.num_classes)
-    lat = measure_latency(model, data.input_shape, device, warmup=2, min_runs=5, min_seconds=0.0, warmup_seconds=0.0)
+    lat = measure_latency(model, data.input_shape, device, warmup=2, min_runs=5, min_seconds=0.0,
+                          warmup_seconds=0.0)
     return {"params": count_params(model), "macs": count_macs(model, data.input_shape), "latency_ms": lat.median_ms}
