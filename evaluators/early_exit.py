@@ -10,7 +10,7 @@ from torch import nn
 
 from . import quiet
 from .cost import count_macs
-from .latency import using_threads
+from .latency import timing
 
 NEVER = 2.0  # a threshold no softmax confidence reaches
 
@@ -97,7 +97,7 @@ def exit_metrics(model: nn.Module, val: tuple[torch.Tensor, torch.Tensor],
     x, y = val
     conf, pred = head_confidences(model, x, device)
     threshold = calibrate(conf, pred, y.numpy(), tolerance)
-    with quiet.measuring(), using_threads(threads):  # timed: only while other trials pause
+    with quiet.measuring(), timing(threads, device):  # timed: only while other trials pause
         preds, heads, latency_ms = dynamic_run(model, x, threshold, device)
     rates = [float((heads == k).mean()) for k in range(len(conf))]
     cumulative = cumulative_macs(model, input_shape)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import statistics
 import time
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ class Latency:
     runs: int
     threads: int
     device: str
+    realtime: bool  # timed at real-time priority (see ``timing``)
 
 
 def measure_latency(model: nn.Module, input_shape: tuple[int, int, int], device: str = "cpu",
@@ -25,25 +27,51 @@ def measure_latency(model: nn.Module, input_shape: tuple[int, int, int], device:
     (0.05 s: a median as steady as over 0.25 s here, and a Ray run pauses other trials while it
     times), after at least ``warmup`` runs and ``warmup_seconds`` of warm-up: when a Ray run's quiet
     phase begins, the node takes tens of ms to settle (forwards run 25 % slow in its first 10 ms,
-    2-3 % up to 70 ms). On CUDA each run is timed with events after a synchronize. ``threads`` sets
-    torch's CPU thread count for the measurement only (0 = leave it)."""
-    with using_threads(threads):
-        return _measure(model, input_shape, device, warmup, warmup_seconds, min_runs, min_seconds)
+    2-3 % up to 70 ms). On CUDA each run is timed with events after a synchronize. ``threads`` and
+    the priority apply to the measurement only (see ``timing``)."""
+    with timing(threads, device) as realtime:
+        return _measure(model, input_shape, device, warmup, warmup_seconds, min_runs, min_seconds, realtime)
 
 
 @contextlib.contextmanager
-def using_threads(threads: int):
-    """torch's CPU thread count set to ``threads`` inside (0 = leave it), restored afterwards."""
+def timing(threads: int, device: str = "cpu"):
+    """The conditions every latency figure is taken in, restored afterwards: torch's CPU thread
+    count set to ``threads`` (0 = leave it), and a one-thread CPU timing run at real-time priority
+    (SCHED_FIFO) where the OS allows it (root, CAP_SYS_NICE or ``ulimit -r`` >= 1). Yields whether
+    it got it. Why: other threads that wake (Ray's daemons and parked workers, even in a quiet
+    phase) preempt a normal thread though another core is idle: 10-35 times in a 0.1 s timing on a
+    2-core VM, +5-10 %; at real-time priority, 0-2 times. A many-thread timing keeps the normal
+    policy (its helper threads would not share the priority)."""
     previous = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
     try:
-        yield
+        with _realtime(device == "cpu" and torch.get_num_threads() == 1) as realtime:
+            yield realtime
     finally:
         torch.set_num_threads(previous)
 
 
-def _measure(model, input_shape, device, warmup, warmup_seconds, min_runs, min_seconds) -> Latency:
+@contextlib.contextmanager
+def _realtime(wanted: bool):
+    """This thread (pid 0 = the calling thread on Linux) at the lowest real-time priority inside."""
+    policy = getattr(os, "SCHED_FIFO", None)
+    if not wanted or policy is None:
+        yield False
+        return
+    before, param = os.sched_getscheduler(0), os.sched_getparam(0)
+    try:
+        os.sched_setscheduler(0, policy, os.sched_param(1))
+    except OSError:  # not permitted here: time at normal priority
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        os.sched_setscheduler(0, before, param)
+
+
+def _measure(model, input_shape, device, warmup, warmup_seconds, min_runs, min_seconds, realtime) -> Latency:
     model = model.to(device).eval()
     x = torch.randn(1, *input_shape, device=device)
     cuda = device.startswith("cuda")
@@ -68,7 +96,7 @@ def _measure(model, input_shape, device, warmup, warmup_seconds, min_runs, min_s
                 t0 = time.perf_counter()
                 model(x)
                 times.append((time.perf_counter() - t0) * 1e3)
-    return Latency(statistics.median(times), len(times), torch.get_num_threads(), device)
+    return Latency(statistics.median(times), len(times), torch.get_num_threads(), device, realtime)
 
 
 def device_problem(device: str, check_available: bool = False) -> str | None:

@@ -58,7 +58,8 @@ def cheap_metrics(model: torch.nn.Module, input_shape: tuple[int, int, int], dev
     metrics = {"params": count_params(model), "macs": count_macs(model, input_shape)}
     with quiet.measuring():
         lat = measure_latency(model, input_shape, device, threads=threads)
-    return {**metrics, "latency_ms": lat.median_ms, "latency_threads": lat.threads, "latency_runs": lat.runs}
+    return {**metrics, "latency_ms": lat.median_ms, "latency_threads": lat.threads, "latency_runs": lat.runs,
+            "latency_realtime": lat.realtime}
 
 
 def state_dict_bytes(model: torch.nn.Module) -> bytes:

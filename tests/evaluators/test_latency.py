@@ -1,7 +1,9 @@
+import os
+
 import torch
 
 from evaluators import measure_latency
-from evaluators.latency import device_problem
+from evaluators.latency import device_problem, timing
 from spaces import build, parse
 
 SMALL = parse("stem_c8_k3_s1_relu, ds_r1_k3_s2_c16_relu, head_relu")
@@ -23,3 +25,16 @@ def test_device_problem_names_the_device():
         assert "cuda:99" in device_problem("cuda:99", check_available=True)
     else:
         assert "--device cuda asked, but CUDA is not available" in device_problem("cuda", check_available=True)
+
+
+def test_one_thread_cpu_timings_run_at_real_time_priority_where_allowed():
+    model = build(SMALL, (1, 8, 8), 10)
+    with timing(1) as realtime:
+        inside = os.sched_getscheduler(0)
+    assert (inside == os.SCHED_FIFO) == realtime
+    if os.geteuid() == 0:  # root may always (CI and this machine run as root)
+        assert realtime
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER  # restored
+    assert measure_latency(model, (1, 8, 8), min_runs=5, min_seconds=0.01, threads=1).realtime == realtime
+    with timing(2) as realtime:  # helper threads would not share the priority
+        assert not realtime and os.sched_getscheduler(0) == os.SCHED_OTHER
