@@ -5,8 +5,9 @@
 
 1. Throughput: the default mobile/digits search (`search run`, 200 trials, same seed) with
    --workers 1 (this process, all cores) and --workers N (Ray, one core each); whole-run wall time
-   of the real command, Ray's start included. The two runs train different networks (the sampler
-   sees results in a different order), so short runs are noisy: keep the default.
+   of the real command, Ray's start included. Same trials: the N-worker study starts with the
+   1-worker run's architectures enqueued, in its order (left alone, its sampler would see results
+   in another order and pick other networks); its sampler still runs and screens as usual.
    Beside it, the bound: 12 sampled networks trained alone (no search, no timing), one after
    another with all cores, then split over N processes of one core.
 2. Latency: one fixed reference model at 1x8x8, 10 classes, timed as trials time (one thread),
@@ -133,9 +134,15 @@ def latency_run(genotype: str, trials: int, epochs: int, workers: int, directory
             for k in ("reference_gated", "reference_ungated")}
 
 
-def timed_run(workers: int, trials: int, epochs: int, directory: str) -> float:
+def timed_run(workers: int, trials: int, epochs: int, directory: str, same_as: str | None = None) -> float:
+    """Wall seconds of `search run` with ``workers``; with ``same_as``, on that study's architectures."""
+    study = f"w{workers}"
+    if same_as:
+        enqueue = python(ENQUEUE, directory, same_as, study, trials, epochs)
+        if enqueue.wait():
+            sys.exit(f"could not enqueue {same_as}'s trials in {study} (the error is above)")
     cmd = [sys.executable, "-m", "search", "run", "--trials", str(trials), "--epochs", str(epochs),
-           "--workers", str(workers), "--study", f"w{workers}", "--dir", directory]
+           "--workers", str(workers), "--study", study, "--dir", directory]
     t0 = time.perf_counter()
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - t0
@@ -157,6 +164,21 @@ for _ in sys.stdin:
 
 LATENCY_RUN = IMPORTS + """
 print(json.dumps(latency_run(sys.argv[1], *map(int, sys.argv[2:5]), *sys.argv[5:7])))
+"""
+
+# a study (made with the random sampler, which needs no screen; the sampler is not part of what a
+# continued run must match) holding another study's architectures as waiting trials, in its order
+ENQUEUE = f"""
+import sys, warnings; sys.path.insert(0, {str(ROOT)!r})
+import optuna
+from search.config import RunConfig
+from search.study import load_study, open_study
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+directory, source, target, trials, epochs = sys.argv[1:]
+study = open_study(RunConfig(trials=int(trials), epochs=int(epochs), study=target, dir=directory, sampler="random"))
+for trial in sorted(load_study(directory, source).trials, key=lambda t: t.number):
+    study.enqueue_trial(trial.params)
 """
 
 
@@ -249,7 +271,8 @@ def main() -> None:
         # MLflow logging is part of a run's cost; its runs go to a throwaway store, not mlflow/
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{d}/mlflow.db"
         if not args.latency_only:
-            walls = {w: timed_run(w, args.trials, args.epochs, d) for w in (1, args.workers)}
+            walls = {1: timed_run(1, args.trials, args.epochs, d)}
+            walls[args.workers] = timed_run(args.workers, args.trials, args.epochs, d, same_as="w1")
             base = args.trials / walls[1] * 3600
             for w, wall in walls.items():
                 tph = args.trials / wall * 3600

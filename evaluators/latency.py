@@ -41,12 +41,14 @@ def timing(threads: int, device: str = "cpu"):
     it got it. Why: other threads that wake (Ray's daemons and parked workers, even in a quiet
     phase) preempt a normal thread though another core is idle: 10-35 times in a 0.1 s timing on a
     2-core VM, +5-10 %; at real-time priority, 0-2 times. A many-thread timing keeps the normal
-    policy (its helper threads would not share the priority)."""
+    policy (its helper threads would not share the priority), and so does a process with one core
+    (the rest of the machine would stall while it times)."""
     previous = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
     try:
-        with _realtime(device == "cpu" and torch.get_num_threads() == 1) as realtime:
+        alone = torch.get_num_threads() == 1 and len(os.sched_getaffinity(0)) > 1
+        with _realtime(device == "cpu" and alone) as realtime:
             yield realtime
     finally:
         torch.set_num_threads(previous)

@@ -138,7 +138,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     m = cheap_metrics(model, shape, "cpu", args.threads)
     row = {"genotype": str(genotype), "input": "x".join(map(str, shape)), "classes": args.classes,
            "params": m["params"], "macs": m["macs"], "latency_ms": m["latency_ms"],
-           "latency_threads": m["latency_threads"], "device": "cpu"}
+           "latency_threads": m["latency_threads"], "latency_realtime": m["latency_realtime"], "device": "cpu"}
     if args.format == "json":
         print(json.dumps(row, indent=2))
     else:

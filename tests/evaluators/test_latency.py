@@ -32,9 +32,16 @@ def test_one_thread_cpu_timings_run_at_real_time_priority_where_allowed():
     with timing(1) as realtime:
         inside = os.sched_getscheduler(0)
     assert (inside == os.SCHED_FIFO) == realtime
-    if os.geteuid() == 0:  # root may always (CI and this machine run as root)
+    cores = os.sched_getaffinity(0)
+    if os.geteuid() == 0 and len(cores) > 1:  # root may always (CI and this machine run as root)
         assert realtime
     assert os.sched_getscheduler(0) == os.SCHED_OTHER  # restored
     assert measure_latency(model, (1, 8, 8), min_runs=5, min_seconds=0.01, threads=1).realtime == realtime
     with timing(2) as realtime:  # helper threads would not share the priority
         assert not realtime and os.sched_getscheduler(0) == os.SCHED_OTHER
+    os.sched_setaffinity(0, {min(cores)})  # one core: the machine would stall while it times
+    try:
+        with timing(1) as realtime:
+            assert not realtime and os.sched_getscheduler(0) == os.SCHED_OTHER
+    finally:
+        os.sched_setaffinity(0, cores)
