@@ -118,20 +118,38 @@ def serve_idle_figures(run: subprocess.Popen, genotype: str, channel: str) -> th
 
 def latency_run(genotype: str, trials: int, epochs: int, workers: int, directory: str, channel: str) -> dict:
     """(in run, idle) figure pairs of the reference timed inside each trial of an N-worker Ray run."""
-    import optuna
     import ray.cloudpickle
 
     from search.config import RunConfig
     from search.driver import run_search
     from search.ray_executor import RayExecutor
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    _quiet_optuna()
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import benchmarks/
     config = RunConfig(trials=trials, epochs=epochs, study="latency", dir=directory, workers=workers)
     study = run_search(config, RayExecutor(workers, evaluate=with_reference(genotype, channel)), progress=False)
     return {k: [t.user_attrs[k] for t in study.trials if k in t.user_attrs]
             for k in ("reference_gated", "reference_ungated")}
+
+
+def enqueue_trials(directory: str, source: str, target: str, trials: int, epochs: int) -> None:
+    """Make study ``target`` holding ``source``'s architectures as waiting trials, in its order. It
+    is made with the random sampler, which needs no screen: the sampler is not part of what a
+    continued run must match, so `search run` continues it with the default one."""
+    from search.config import RunConfig
+    from search.study import load_study, open_study
+
+    _quiet_optuna()
+    study = open_study(RunConfig(trials=trials, epochs=epochs, study=target, dir=directory, sampler="random"))
+    for trial in sorted(load_study(directory, source).trials, key=lambda t: t.number):
+        study.enqueue_trial(trial.params)
+
+
+def _quiet_optuna() -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
 def timed_run(workers: int, trials: int, epochs: int, directory: str, same_as: str | None = None) -> float:
@@ -153,7 +171,7 @@ def timed_run(workers: int, trials: int, epochs: int, directory: str, same_as: s
 
 IMPORTS = f"""
 import json, sys; sys.path.insert(0, {str(ROOT)!r}); sys.path.insert(0, {str(ROOT / 'benchmarks')!r})
-from ray_throughput import latency_run, reference_latency_ms
+from ray_throughput import enqueue_trials, latency_run, reference_latency_ms
 """
 
 # one figure per line read from stdin
@@ -166,19 +184,8 @@ LATENCY_RUN = IMPORTS + """
 print(json.dumps(latency_run(sys.argv[1], *map(int, sys.argv[2:5]), *sys.argv[5:7])))
 """
 
-# a study (made with the random sampler, which needs no screen; the sampler is not part of what a
-# continued run must match) holding another study's architectures as waiting trials, in its order
-ENQUEUE = f"""
-import sys, warnings; sys.path.insert(0, {str(ROOT)!r})
-import optuna
-from search.config import RunConfig
-from search.study import load_study, open_study
-optuna.logging.set_verbosity(optuna.logging.WARNING)
-warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-directory, source, target, trials, epochs = sys.argv[1:]
-study = open_study(RunConfig(trials=int(trials), epochs=int(epochs), study=target, dir=directory, sampler="random"))
-for trial in sorted(load_study(directory, source).trials, key=lambda t: t.number):
-    study.enqueue_trial(trial.params)
+ENQUEUE = IMPORTS + """
+enqueue_trials(*sys.argv[1:4], *map(int, sys.argv[4:6]))
 """
 
 
