@@ -11,8 +11,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evaluators import Recipe, TrialSpec, evaluate  # noqa: E402
-from search.report import render  # noqa: E402
+from hwnas.evaluators import Recipe, TrialSpec, evaluate  # noqa: E402
+from hwnas.search.report import render  # noqa: E402
 
 GENOTYPES = (
     "stem_c16_k3_s1_relu, conv_r1_k3_s1_c16_relu, ds_r1_k3_s2_c24_relu, exit_c32_relu, "

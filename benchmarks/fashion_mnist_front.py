@@ -15,15 +15,15 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from evaluators import evaluation_for  # noqa: E402
-from search.cli import parser  # noqa: E402
-from search.config import config_from_args  # noqa: E402
-from search.driver import run_search  # noqa: E402
-from search.front import front_rows  # noqa: E402
-from search.hybrid import screen_for  # noqa: E402
-from search.report import render  # noqa: E402
-from search.study import open_study  # noqa: E402
-from spaces import get_space  # noqa: E402
+from hwnas.evaluators import evaluation_for  # noqa: E402
+from hwnas.search.cli import parser  # noqa: E402
+from hwnas.search.config import config_from_args  # noqa: E402
+from hwnas.search.loop import run_search  # noqa: E402
+from hwnas.search.pareto import front_rows  # noqa: E402
+from hwnas.search.samplers.hybrid import screen_for  # noqa: E402
+from hwnas.search.report import render  # noqa: E402
+from hwnas.search.study import open_study  # noqa: E402
+from hwnas.spaces import get_space  # noqa: E402
 
 OPTIONS = ["--dataset", "fashion-mnist", "--train-subset", "40000", "--epochs", "3", "--batch-size", "128",
            "--no-augment", "--trials", "4", "--study", "fmnist"]

@@ -47,9 +47,9 @@ REFERENCE = "stem_c16_k3_s1_relu, ir_r2_k3_s1_e4_c24_relu, ir_r2_k5_s2_e4_c32_se
 
 def reference_latency_ms(genotype: str) -> float:
     """The reference model's batch-1 latency in this process, with the threads trials time with."""
-    from evaluators import measure_latency
-    from search.config import RunConfig
-    from spaces import build, parse
+    from hwnas.evaluators import measure_latency
+    from hwnas.search.config import RunConfig
+    from hwnas.spaces import build, parse
 
     threads = RunConfig.threads  # the default of `search run --threads`
     return measure_latency(build(parse(genotype), (1, 8, 8), 10), (1, 8, 8), threads=threads).median_ms
@@ -63,7 +63,7 @@ def with_reference(genotype: str, channel: str):
 
 
 def _evaluate_with_reference(genotype: str, channel: str, spec):
-    from evaluators import evaluate, quiet
+    from hwnas.evaluators import evaluate, quiet
 
     result = evaluate(spec)
     with quiet.training():  # like the trial's own work: no other trial times meanwhile
@@ -120,9 +120,9 @@ def latency_run(genotype: str, trials: int, epochs: int, workers: int, directory
     """(in run, idle) figure pairs of the reference timed inside each trial of an N-worker Ray run."""
     import ray.cloudpickle
 
-    from search.config import RunConfig
-    from search.driver import run_search
-    from search.ray_executor import RayExecutor
+    from hwnas.search.config import RunConfig
+    from hwnas.search.loop import run_search
+    from hwnas.search.executors.ray import RayExecutor
 
     _quiet_optuna()
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import benchmarks/
@@ -136,8 +136,8 @@ def enqueue_trials(directory: str, source: str, target: str, trials: int, epochs
     """Make study ``target`` holding ``source``'s architectures as waiting trials, in its order. It
     is made with the random sampler, which needs no screen: the sampler is not part of what a
     continued run must match, so `search run` continues it with the default one."""
-    from search.config import RunConfig
-    from search.study import load_study, open_study
+    from hwnas.search.config import RunConfig
+    from hwnas.search.study import load_study, open_study
 
     _quiet_optuna()
     study = open_study(RunConfig(trials=trials, epochs=epochs, study=target, dir=directory, sampler="random"))
@@ -159,7 +159,7 @@ def timed_run(workers: int, trials: int, epochs: int, directory: str, same_as: s
         enqueue = python(ENQUEUE, directory, same_as, study, trials, epochs)
         if enqueue.wait():
             sys.exit(f"could not enqueue {same_as}'s trials in {study} (the error is above)")
-    cmd = [sys.executable, "-m", "search", "run", "--trials", str(trials), "--epochs", str(epochs),
+    cmd = [sys.executable, "-m", "hwnas.search", "run", "--trials", str(trials), "--epochs", str(epochs),
            "--workers", str(workers), "--study", study, "--dir", directory]
     t0 = time.perf_counter()
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
@@ -192,9 +192,9 @@ enqueue_trials(*sys.argv[1:4], *map(int, sys.argv[4:6]))
 TRAIN_PROBE = f"""
 import sys, time; sys.path.insert(0, {str(ROOT)!r})
 import optuna, torch
-from evaluators.trial import trial_data
-from evaluators.training import Recipe, train
-from spaces import build, get_space, parse
+from hwnas.evaluators.trial import trial_data
+from hwnas.evaluators.training import Recipe, train
+from hwnas.spaces import build, get_space, parse
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 threads, part, parts, count, epochs = map(int, sys.argv[1:])
 torch.set_num_threads(threads)

@@ -27,12 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 
-from evaluators import evaluation_for  # noqa: E402
-from evaluators.tabular import load_table  # noqa: E402
-from search.hybrid import HybridSampler, screen_for
-from search.pareto import hypervolume  # noqa: E402
-from search.report import FORMATS, render  # noqa: E402
-from spaces import get_space  # noqa: E402
+from hwnas.evaluators import evaluation_for  # noqa: E402
+from hwnas.evaluators.tabular import load_table  # noqa: E402
+from hwnas.search.samplers.hybrid import HybridSampler, screen_for
+from hwnas.search.pareto import hypervolume  # noqa: E402
+from hwnas.search.report import FORMATS, render  # noqa: E402
+from hwnas.spaces import get_space  # noqa: E402
 
 # Plain Optuna, every setting at its default but the seed.
 PLAIN = {

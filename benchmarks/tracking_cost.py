@@ -28,11 +28,11 @@ def main() -> None:
     import numpy as np
     import optuna
 
-    from evaluators.trial import cached_dataset
-    from search.config import RunConfig
-    from search.study import open_study
-    from search.tracking import Tracker
-    from spaces import get_space
+    from hwnas.evaluators.trial import cached_dataset
+    from hwnas.search.config import RunConfig
+    from hwnas.search.study import open_study
+    from hwnas.search.observers.tracking import Tracker
+    from hwnas.spaces import get_space
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     config = RunConfig(study="bench", dir=str(tmp / "runs"), trials=n, sampler="random", epochs=1)

@@ -15,8 +15,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
-from search.report import render  # noqa: E402
-from spaces import build, parse  # noqa: E402
+from hwnas.search.report import render  # noqa: E402
+from hwnas.spaces import build, parse  # noqa: E402
 
 NETS = {
     "ir": "stem_c16_k3_s1_relu, ds_r1_k3_s1_c16_relu, ir_r2_k3_s2_e4_c32_relu, ir_r2_k3_s2_e4_c48_relu, "

@@ -11,7 +11,7 @@ import pickle
 import statistics
 from importlib import resources
 
-from spaces.nb201 import DATASETS, EDGES, OPS, Cell, CellError, parse_cell
+from hwnas.spaces.nb201 import DATASETS, EDGES, OPS, Cell, CellError, parse_cell
 
 METRICS = ("accuracy", "latency_ms", "params", "train_seconds")
 CHEAP = ("latency_ms", "params")  # known before training: a lookup of these is free

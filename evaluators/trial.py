@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from spaces import build, parse
+from hwnas.spaces import build, parse
 
 from . import quiet
 from .cost import count_macs, count_params

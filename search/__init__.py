@@ -1,1 +1,1 @@
-"""The search service: CLI, run configuration, study and samplers, the ask/tell driver, reports."""
+"""The search service: the CLI, run configuration, the study, the loop and what it uses."""

@@ -31,8 +31,8 @@ def _positive(name: str, value: int) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .driver import run_search
-    from .front import front_rows
+    from .loop import run_search
+    from .pareto import front_rows
 
     import optuna
 
@@ -60,7 +60,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_front(args: argparse.Namespace) -> int:
-    from .front import front_rows
+    from .pareto import front_rows
     from .study import load_study
 
     print(render(front_rows(load_study(args.dir, args.study)), args.format))
@@ -68,8 +68,8 @@ def cmd_front(args: argparse.Namespace) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from .study import load_study
-    from .tracking import Tracker, study_config
+    from .observers import Tracker
+    from .study import load_study, study_config
 
     study = load_study(args.dir, args.study)
     config = study_config(study)
@@ -87,7 +87,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
 def cmd_ui(args: argparse.Namespace) -> int:
     import os
 
-    from .tracking import Store
+    from .observers import Store
 
     if not 0 < args.port < 65536:
         raise UsageError(f"--port must be in 1..65535, got {args.port}")
@@ -121,8 +121,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from evaluators.trial import cheap_metrics
-    from spaces import NAMED, GenotypeError, build, parse
+    from hwnas.evaluators.trial import cheap_metrics
+    from hwnas.spaces import NAMED, GenotypeError, build, parse
 
     if args.genotype in NAMED:
         genotype = NAMED[args.genotype]
@@ -150,8 +150,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_spaces(args: argparse.Namespace) -> int:
-    from evaluators.evaluation import dataset_names
-    from spaces import NAMED, SPACES
+    from hwnas.evaluators.evaluation import dataset_names
+    from hwnas.spaces import NAMED, SPACES
 
     for name, cls in SPACES.items():
         space = cls()

@@ -13,14 +13,13 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from .errors import UsageError
+from .samplers import DEFAULT_SAMPLER, SAMPLERS
 
 # name -> optimisation direction
 OBJECTIVES = {"accuracy": "maximize", "latency_ms": "minimize", "macs": "minimize", "params": "minimize",
               # weighted by where samples leave an early-exit network; equal to macs / latency_ms without exits
               "expected_macs": "minimize", "expected_latency_ms": "minimize"}
-SAMPLERS = ("hybrid", "nsga2", "nsga3", "tpe", "gp", "botorch", "random")
 DEFAULT_OBJECTIVES = ("accuracy", "latency_ms", "macs")
-DEFAULT_SAMPLER = "hybrid"  # search/hybrid.py; benchmarks/search_quality.py measures it
 CONFIG_FILE = "config.yaml"  # the resolved configuration, saved next to the study's journal
 
 
@@ -83,8 +82,8 @@ class RunConfig:
                                           metavar="G")
 
     def __post_init__(self) -> None:
-        from evaluators.latency import device_problem
-        from spaces import SPACES
+        from hwnas.evaluators.latency import device_problem
+        from hwnas.spaces import SPACES
 
         if not self.study:
             object.__setattr__(self, "study", self.space)  # resolved, so the saved config is explicit
@@ -118,8 +117,8 @@ class RunConfig:
     def _resolve_for_space(self, space) -> None:
         """Data set and objectives: the space's defaults where not given, and only what its
         evaluator (evaluators.evaluation: trained, or a table) offers."""
-        from evaluators.data import DataError
-        from evaluators.evaluation import DATASETS, METRICS, check_dataset
+        from hwnas.evaluators.data import DataError
+        from hwnas.evaluators.evaluation import DATASETS, METRICS, check_dataset
 
         kind = space.evaluator
         if not self.dataset:
@@ -146,7 +145,7 @@ class RunConfig:
 
     def recipe(self):
         """The training recipe of every trial (one place, for the driver and for MLflow)."""
-        from evaluators import Recipe
+        from hwnas.evaluators import Recipe
 
         return Recipe(epochs=self.epochs, batch_size=self.batch_size, train_subset=self.train_subset,
                       resolution=self.resolution, augment=self.augment, seed=self.seed)

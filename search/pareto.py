@@ -1,4 +1,5 @@
-"""How good a study's Pareto front is (normalised hypervolume) and what it looks like (a plot).
+"""A study's Pareto front: its members as rows, how good it is (normalised hypervolume) and what it
+looks like (a plot).
 
 Objectives are normalised as in the NAS-Bench-201 convention of REFERENCE.md: a maximised
 objective (accuracy, in [0, 1]) becomes the loss ``1 - value``; a minimised cost becomes
@@ -13,6 +14,33 @@ from optuna._hypervolume import compute_hypervolume  # Optuna's exact WFG; no pu
 
 Complete = optuna.trial.TrialState.COMPLETE
 Maximize = optuna.study.StudyDirection.MAXIMIZE
+
+METRIC_COLUMNS = ("accuracy", "accuracy_full", "test_accuracy", "latency_ms", "macs", "params",
+                  "expected_macs", "expected_latency_ms", "exit_rates")
+
+
+def trial_row(trial: optuna.trial.FrozenTrial) -> dict:
+    attrs = trial.user_attrs
+    # early-exit heads: a trial with exits records an exit rate per head, the main head last
+    row = {"trial": trial.number, "exits": len(attrs.get("exit_rates", [None])) - 1}
+    row.update({m: attrs[m] for m in METRIC_COLUMNS if m in attrs})
+    row["genotype"] = attrs.get("genotype", "")
+    return row
+
+
+def front_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """Front members (``study.best_trials``), most accurate first; a duplicate genotype appears once."""
+    members, seen = [], set()
+    for t in sorted(study.best_trials, key=lambda t: (-t.user_attrs.get("accuracy", 0.0), t.number)):
+        if t.user_attrs.get("genotype") in seen:
+            continue
+        seen.add(t.user_attrs.get("genotype"))
+        members.append(t)
+    return members
+
+
+def front_rows(study: optuna.Study) -> list[dict]:
+    return [trial_row(t) for t in front_trials(study)]
 
 
 def normalised_losses(values: np.ndarray, maximize: list[bool], scale: np.ndarray) -> np.ndarray:

@@ -1,6 +1,7 @@
 """Where a study lives (an Optuna journal file under ``<dir>/<study>/``) and its sampler."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
@@ -11,7 +12,7 @@ from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock, 
 
 from .config import CONFIG_FILE, OBJECTIVES, RunConfig, save_config
 from .errors import UsageError
-from .hybrid import HybridSampler, Screen
+from .samplers import Screen, make_sampler
 
 JOURNAL = "journal.log"
 
@@ -67,30 +68,6 @@ def _storage(path: Path) -> JournalStorage:
                          f"restore it or choose a new --study") from None
 
 
-def make_sampler(name: str, seed: int, screen: Screen | None = None) -> optuna.samplers.BaseSampler:
-    """``screen`` (what is known of a candidate before training) is needed by ``hybrid`` only."""
-    s = optuna.samplers
-    if name == "hybrid":
-        if screen is None:
-            raise UsageError("the hybrid sampler needs a screen of the space (search.hybrid.screen_for)")
-        return HybridSampler(screen, seed=seed)
-    if name == "nsga2":
-        return s.NSGAIISampler(population_size=20, seed=seed)
-    if name == "nsga3":
-        return s.NSGAIIISampler(population_size=20, seed=seed)
-    if name == "tpe":
-        return s.TPESampler(multivariate=True, seed=seed)
-    if name == "gp":
-        return s.GPSampler(seed=seed)
-    if name == "botorch":
-        from optuna_integration import BoTorchSampler
-
-        return BoTorchSampler(seed=seed)
-    if name == "random":
-        return s.RandomSampler(seed=seed)
-    raise UsageError(f"unknown sampler {name!r}")
-
-
 def open_study(config: RunConfig, screen: Screen | None = None) -> optuna.Study:
     """Create the study, or continue it when it exists with the same space, data and objectives."""
     path = journal_path(config.dir, config.study)
@@ -131,3 +108,12 @@ def load_study(directory: str, name: str) -> optuna.Study:
         return optuna.load_study(study_name=name, storage=storage)
     except KeyError:
         raise UsageError(f"study file {path} holds no study named {name!r}") from None
+
+
+def study_config(study: optuna.Study) -> RunConfig:
+    """The configuration a study was last run with (stored by ``search run``)."""
+    stored = study.user_attrs.get("config")
+    if stored is None:
+        raise UsageError(f"study {study.study_name!r} holds no run configuration; was it made by `search run`?")
+    known = {f.name for f in dataclasses.fields(RunConfig)} - {"objectives"}  # others' options: ignored
+    return RunConfig(**{k: v for k, v in stored.items() if k in known}, objectives=tuple(stored["objectives"]))

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from evaluators import Recipe, TrialSpec, evaluate
-from evaluators.data import FASHION_MNIST_DIR, DataError, crop_flip, load_dataset, prepare, read_idx
+from hwnas.evaluators import Recipe, TrialSpec, evaluate
+from hwnas.evaluators.data import FASHION_MNIST_DIR, DataError, crop_flip, load_dataset, prepare, read_idx
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:

@@ -2,8 +2,8 @@
 # exit rates reproduced by the exported code), on a trial of a real study.
 import numpy as np
 
-from evaluators import Recipe, TrialSpec, evaluate
-from evaluators.early_exit import NEVER, calibrate, exit_heads
+from hwnas.evaluators import Recipe, TrialSpec, evaluate
+from hwnas.evaluators.early_exit import NEVER, calibrate, exit_heads
 
 
 def test_calibration_takes_the_lowest_threshold_within_tolerance():

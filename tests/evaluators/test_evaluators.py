@@ -1,8 +1,8 @@
 import torch
 from torch import nn
 
-from evaluators import Recipe, accuracy, count_macs, count_params, load_dataset, measure_latency, train
-from spaces import build, parse
+from hwnas.evaluators import Recipe, accuracy, count_macs, count_params, load_dataset, measure_latency, train
+from hwnas.spaces import build, parse
 
 SMALL = parse("stem_c8_k3_s1_relu, ds_r1_k3_s2_c16_relu, conv_r1_k3_s2_c16_relu, head_relu")
 

@@ -2,9 +2,9 @@ import os
 
 import torch
 
-from evaluators import measure_latency
-from evaluators.latency import device_problem, timing
-from spaces import build, parse
+from hwnas.evaluators import measure_latency
+from hwnas.evaluators.latency import device_problem, timing
+from hwnas.spaces import build, parse
 
 SMALL = parse("stem_c8_k3_s1_relu, ds_r1_k3_s2_c16_relu, head_relu")
 

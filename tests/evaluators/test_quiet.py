@@ -5,7 +5,7 @@ import contextlib
 
 import torch
 
-from evaluators import Recipe, TrialSpec, evaluate, quiet
+from hwnas.evaluators import Recipe, TrialSpec, evaluate, quiet
 
 
 class Recording:

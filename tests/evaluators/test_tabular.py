@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from evaluators import evaluation_for
-from evaluators.tabular import TableError, load_table, lookup
-from search.pareto import hypervolume
+from hwnas.evaluators import evaluation_for
+from hwnas.evaluators.tabular import TableError, load_table, lookup
+from hwnas.search.pareto import hypervolume
 
 TEXT = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|none~0|avg_pool_3x3~1|nor_conv_3x3~2|"
 

@@ -3,7 +3,7 @@ import json
 import optuna
 import pytest
 
-from search.study import journal_path, load_study
+from hwnas.search.study import journal_path, load_study
 
 
 def test_run_front_and_continue(cli, tmp_path):

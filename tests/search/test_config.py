@@ -5,14 +5,14 @@ import optuna
 import pytest
 import yaml
 
-from evaluators import count_macs
-from search.cli import parser
-from search.config import RunConfig, config_from_args
-from search.errors import UsageError
-from search.study import load_study
-from spaces import build, parse
+from hwnas.evaluators import count_macs
+from hwnas.search.cli import parser
+from hwnas.search.config import RunConfig, config_from_args
+from hwnas.search.errors import UsageError
+from hwnas.search.study import load_study
+from hwnas.spaces import build, parse
 
-ROOT_README = __import__("pathlib").Path(__file__).resolve().parents[2] / "README.md"
+CLI_DOC = __import__("pathlib").Path(__file__).resolve().parents[2] / "docs" / "cli.md"
 
 
 def config(*argv: str) -> RunConfig:
@@ -21,10 +21,10 @@ def config(*argv: str) -> RunConfig:
 
 def test_every_field_is_a_flag_a_key_and_documented(tmp_path):
     help_text = parser()._subparsers._group_actions[0].choices["run"].format_help()
-    readme = ROOT_README.read_text()
+    reference = CLI_DOC.read_text()
     for f in dataclasses.fields(RunConfig):
         flag = "--" + f.name.replace("_", "-")
-        assert flag in help_text and f"`{flag}`" in readme, flag
+        assert flag in help_text and f"`{flag}`" in reference, flag
         (tmp_path / "c.yaml").write_text(yaml.safe_dump({f.name: RunConfig().as_dict()[f.name]}))
         assert config("--config", str(tmp_path / "c.yaml")) == RunConfig()
 

@@ -12,14 +12,14 @@ import pytest
 import torch
 from torch import nn
 
-from evaluators import accuracy, count_macs, count_params, load_dataset
-from search.config import RunConfig
-from search.driver import run_search
-from search.errors import UsageError
-from search.export import PICKS, ExportRequest, export
-from search.study import load_study, open_study
-from search.weights import weights_path
-from spaces import build, parse
+from hwnas.evaluators import accuracy, count_macs, count_params, load_dataset
+from hwnas.search.config import RunConfig
+from hwnas.search.loop import run_search
+from hwnas.search.errors import UsageError
+from hwnas.search.export import PICKS, ExportRequest, export
+from hwnas.search.study import load_study, open_study
+from hwnas.search.weights import weights_path
+from hwnas.spaces import build, parse
 
 TORCH_SITE = str(Path(torch.__file__).resolve().parents[1])
 

@@ -2,11 +2,11 @@ import numpy as np
 import optuna
 import pytest
 
-from evaluators import evaluation_for
-from evaluators.tabular import load_table
-from search.hybrid import HybridSampler, expected_improvement, improvement, nondominated, screen_for
-from search.pareto import hypervolume
-from spaces import get_space
+from hwnas.evaluators import evaluation_for
+from hwnas.evaluators.tabular import load_table
+from hwnas.search.samplers.hybrid import HybridSampler, expected_improvement, improvement, nondominated, screen_for
+from hwnas.search.pareto import hypervolume
+from hwnas.spaces import get_space
 
 
 def _monte_carlo_hv(points: np.ndarray, samples: np.ndarray) -> float:

@@ -17,12 +17,12 @@ import pytest
 import ray
 import ray.cloudpickle
 
-from evaluators import Recipe, TrialSpec
-from search.config import RunConfig
-from search.driver import run_search
-from search.errors import UsageError
-from search.ray_executor import RayExecutor
-from search.study import load_study
+from hwnas.evaluators import Recipe, TrialSpec
+from hwnas.search.config import RunConfig
+from hwnas.search.loop import run_search
+from hwnas.search.errors import UsageError
+from hwnas.search.executors.ray import RayExecutor
+from hwnas.search.study import load_study
 
 Complete, Fail = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL
 GOOD = "stem_c8_k3_s1_relu, ds_r1_k3_s2_c16_relu, conv_r1_k3_s2_c16_relu, head_relu"
@@ -107,7 +107,7 @@ def quiet_probe(marker, spec):
     """Times a stand-in model while the other trial trains; logs when each training step ran."""
     import torch
 
-    from evaluators import TrialResult, quiet
+    from hwnas.evaluators import TrialResult, quiet
 
     while spec.number == 1 and not os.path.exists(marker):  # trial 1 times while trial 0 trains
         time.sleep(0.01)
@@ -181,7 +181,7 @@ def test_the_driver_s_own_work_keeps_out_of_timings(local_ray, tmp_path):
 def timing_inside_a_section(marker, spec):
     """As a trial times: inside its own training section. Trial 1 is busy (no checkpoint) when
     trial 0 asks to time, then asks to time itself."""
-    from evaluators import TrialResult, quiet
+    from hwnas.evaluators import TrialResult, quiet
 
     with quiet.training():
         if spec.number == 1:
@@ -289,7 +289,7 @@ def _all_descendants(pid: int) -> list[int]:
 
 
 def test_killing_a_worker_during_a_run(tmp_path):
-    run = subprocess.Popen([sys.executable, "-m", "search", "run", "--trials", "4", "--epochs", "2", "--workers", "2",
+    run = subprocess.Popen([sys.executable, "-m", "hwnas.search", "run", "--trials", "4", "--epochs", "2", "--workers", "2",
                             "--study", "s", "--dir", str(tmp_path), "--sampler", "random"],
                            cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -9,7 +9,7 @@ import mlflow
 import optuna
 import pytest
 
-from search.study import journal_path, load_study
+from hwnas.search.study import journal_path, load_study
 from tests.conftest import ROOT
 
 Complete, Fail, Running = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL,
@@ -17,7 +17,7 @@ Complete, Fail, Running = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialS
 
 
 def _start(tmp_path, trials: int, study: str = "s"):
-    args = [sys.executable, "-m", "search", "run", "--trials", str(trials), "--epochs", "1", "--workers", "1",
+    args = [sys.executable, "-m", "hwnas.search", "run", "--trials", str(trials), "--epochs", "1", "--workers", "1",
             "--sampler", "random", "--study", study, "--dir", str(tmp_path)]
     return subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), args
 
@@ -101,7 +101,7 @@ def _snapshot(root):
 
 
 def _one_line_exit_2(capsys, *argv):
-    from search.cli import main
+    from hwnas.search.cli import main
 
     code = main(list(argv))
     err = capsys.readouterr().err.strip()
@@ -138,7 +138,7 @@ def test_malformed_and_unknown_config_files(tmp_path, capsys):
 
 
 def test_corrupt_study_file_is_reported_and_left_as_it_was(tmp_path, capsys):
-    from search.cli import main
+    from hwnas.search.cli import main
 
     assert main(["run", "--trials", "1", "--epochs", "1", "--workers", "1", "--study", "s",
                  "--dir", str(tmp_path)]) == 0
@@ -153,7 +153,7 @@ def test_corrupt_study_file_is_reported_and_left_as_it_was(tmp_path, capsys):
 
 
 def test_a_stale_lock_from_a_killed_writer_is_broken(tmp_path, capsys):
-    from search.cli import main
+    from hwnas.search.cli import main
 
     assert main(["run", "--trials", "1", "--epochs", "1", "--workers", "1", "--study", "s",
                  "--dir", str(tmp_path)]) == 0

@@ -12,10 +12,10 @@ import numpy as np
 import optuna
 import pytest
 
-from search.config import RunConfig
-from search.pareto import hypervolume, normalised_losses, study_hypervolume
-from search.study import load_study, open_study
-from search.tracking import Store, Tracker
+from hwnas.search.config import RunConfig
+from hwnas.search.pareto import hypervolume, normalised_losses, study_hypervolume
+from hwnas.search.study import load_study, open_study
+from hwnas.search.observers.tracking import Store, Tracker
 
 ROOT = Path(__file__).resolve().parents[2]
 CHILD_METRICS = {"accuracy", "test_accuracy", "macs", "params", "latency_ms"}
@@ -115,7 +115,7 @@ def ui_server(tmp_path):
     """`search ui` on a free loopback port; stopped (with its whole process group) afterwards."""
     port = free_port()
     out = open(tmp_path / "ui.out", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "search", "ui", "--port", str(port)], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "hwnas.search", "ui", "--port", str(port)], cwd=ROOT,
                             stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         url = f"http://127.0.0.1:{port}"

@@ -2,8 +2,8 @@ import optuna
 import pytest
 import torch
 
-from spaces import build, get_space
-from spaces.mobile import stage_strides
+from hwnas.spaces import build, get_space
+from hwnas.spaces.mobile import stage_strides
 
 
 @pytest.mark.parametrize("shape,final", [((1, 8, 8), 2), ((1, 28, 28), 4), ((3, 32, 32), 4), ((3, 224, 224), 7)])

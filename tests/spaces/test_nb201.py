@@ -5,9 +5,9 @@ from collections import defaultdict
 import optuna
 import pytest
 
-from evaluators.tabular import load_table
-from spaces import get_space
-from spaces.nb201 import OPS, Cell, CellError, canonical, parse_cell
+from hwnas.evaluators.tabular import load_table
+from hwnas.spaces import get_space
+from hwnas.spaces.nb201 import OPS, Cell, CellError, canonical, parse_cell
 
 TEXT = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|none~0|avg_pool_3x3~1|nor_conv_3x3~2|"
 

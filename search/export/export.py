@@ -15,17 +15,16 @@ from pathlib import Path
 import optuna
 import torch
 
-from evaluators import Recipe, accuracy, count_macs, count_params, train
-from evaluators.data import crop_flip
-from evaluators.trial import trial_data
-from spaces import build, get_space, parse
+from hwnas.evaluators import Recipe, accuracy, count_macs, count_params, train
+from hwnas.evaluators.data import crop_flip
+from hwnas.evaluators.trial import trial_data
+from hwnas.spaces import build, get_space, parse
 
-from .errors import UsageError
-from .front import front_trials
+from ..errors import UsageError
+from ..pareto import front_trials
 from .modelcode import model_source
-from .study import load_study
-from .tracking import study_config
-from .weights import weights_path
+from ..study import load_study, study_config
+from ..weights import weights_path
 
 PICKS = ("knee", "max-accuracy", "min-latency")
 FILES = ("model.py", "weights.pt", "metadata.json", "model.onnx")

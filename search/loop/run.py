@@ -8,19 +8,19 @@ import time
 import optuna
 import torch
 
-from evaluators import TrialSpec, evaluation_for, quiet
-from evaluators.data import DataError
-from evaluators.latency import device_problem
-from spaces import get_space
+from hwnas.evaluators import TrialSpec, evaluation_for, quiet
+from hwnas.evaluators.data import DataError
+from hwnas.evaluators.latency import device_problem
+from hwnas.spaces import get_space
 
-from .config import RunConfig
-from .errors import UsageError
-from .executors import LocalExecutor, Outcome, make_executor
-from .hybrid import screen_for
-from .recovery import OWNER, abandon, reclaim_abandoned
-from .study import journal_path, open_study
-from .tracking import Store, Tracker
-from .weights import save_weights
+from ..config import RunConfig
+from ..errors import UsageError
+from ..executors import LocalExecutor, Outcome, make_executor
+from ..samplers import screen_for
+from ..recovery import OWNER, abandon, reclaim_abandoned
+from ..study import journal_path, open_study
+from ..observers.tracking import Store, Tracker
+from ..weights import save_weights
 
 Complete, Running = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING
 

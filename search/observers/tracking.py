@@ -20,11 +20,10 @@ from pathlib import Path
 
 import optuna
 
-from .config import RunConfig
-from .errors import UsageError
-from .front import front_rows
-from .report import render
-from .study import journal_path
+from ..config import RunConfig
+from ..pareto import front_figure, front_rows, study_hypervolume
+from ..report import render
+from ..study import journal_path
 
 URI_ENV = "MLFLOW_TRACKING_URI"
 # A dead server must not stall a search: MLflow's defaults are 7 retries with exponential backoff
@@ -38,7 +37,7 @@ UID_ATTR = "mlflow_uid"  # study user attribute: tells apart studies that share 
 
 def default_store() -> Path:
     """The repository's ``mlflow/`` folder when running from a checkout, else ``./mlflow``."""
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     return repo / "mlflow" if (repo / "mlflow" / "README.md").is_file() else Path("mlflow").resolve()
 
 
@@ -258,8 +257,8 @@ class Tracker:
         """The genotype as JSON, and a printable summary of the model it builds."""
         from torch import nn
 
-        from evaluators.trial import trial_data
-        from spaces import GenotypeError, build, parse
+        from hwnas.evaluators.trial import trial_data
+        from hwnas.spaces import GenotypeError, build, parse
 
         try:
             g = parse(genotype)
@@ -289,8 +288,6 @@ class Tracker:
     def _log_study(self, study: optuna.Study, front: set[int], status: str) -> None:
         from mlflow.entities import Metric
 
-        from .pareto import front_figure, study_hypervolume
-
         c = self._client
         complete = study.get_trials(deepcopy=False, states=(TS.COMPLETE,))
         failed = study.get_trials(deepcopy=False, states=(TS.FAIL,))
@@ -304,12 +301,3 @@ class Tracker:
         c.log_text(self._parent, render(front_rows(study), "csv") + "\n", "front.csv")
         c.log_figure(self._parent, front_figure(study, front), "pareto.png")
         c.set_terminated(self._parent, status)
-
-
-def study_config(study: optuna.Study) -> RunConfig:
-    """The configuration a study was last run with (stored by ``search run``)."""
-    stored = study.user_attrs.get("config")
-    if stored is None:
-        raise UsageError(f"study {study.study_name!r} holds no run configuration; was it made by `search run`?")
-    known = {f.name for f in dataclasses.fields(RunConfig)} - {"objectives"}  # others' options: ignored
-    return RunConfig(**{k: v for k, v in stored.items() if k in known}, objectives=tuple(stored["objectives"]))

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import inspect
 
-from spaces import Genotype, blocks
-from spaces.genotype import Stage
+from hwnas.spaces import Genotype, blocks
+from hwnas.spaces.genotype import Stage
 
 NEVER = 2.0  # a threshold no softmax confidence reaches: the exits are never taken
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import traceback
 from dataclasses import dataclass
 
-from evaluators import TrialSpec, evaluate, quiet
+from hwnas.evaluators import TrialSpec, evaluate, quiet
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,6 @@ def make_executor(workers: int | None = None, ray_address: str | None = None,
             workers = gpus if gpus and gpus_per_trial != 0 else cores
         if workers == 1 and not gpus and cpus_per_trial is None and not gpus_per_trial:
             return LocalExecutor(evaluate)
-    from .ray_executor import RayExecutor
+    from .ray import RayExecutor
 
     return RayExecutor(workers, address, cpus_per_trial, gpus_per_trial, evaluate)

@@ -10,10 +10,10 @@ from dataclasses import replace
 
 import ray
 
-from evaluators import TrialSpec, evaluate
+from hwnas.evaluators import TrialSpec, evaluate
 
-from .errors import UsageError
-from .executors import Outcome, run_one
+from ..errors import UsageError
+from .base import Outcome, run_one
 from .quiet_gate import Gate, GateClient
 
 MAX_RETRIES = 2
@@ -26,7 +26,7 @@ class TrialWorker:
     def __init__(self, gate, who: int, cpus: int, evaluate) -> None:
         import torch
 
-        from evaluators import quiet
+        from hwnas.evaluators import quiet
 
         torch.set_num_threads(cpus)
         self.device = "cuda" if ray.get_gpu_ids() else "cpu"  # Ray set CUDA_VISIBLE_DEVICES to it

@@ -1,0 +1,68 @@
+"""The progress line: one line per told trial on stderr, with the count, metrics, front size,
+elapsed time and ETA."""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from typing import TextIO
+
+import optuna
+
+from hwnas.evaluators.metrics import Metrics
+
+from ..attrs import FAIL_REASON
+
+Complete = optuna.trial.TrialState.COMPLETE
+
+
+def _clock(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+def describe(m: Metrics) -> str:
+    """A trial's figures in a few words: accuracy, latency, MACs and parameters, exits."""
+    parts = []
+    if m.accuracy is not None:
+        parts.append(f"acc {m.accuracy:.4f}")
+    if m.latency_ms is not None:
+        parts.append(f"lat {m.latency_ms:.3f} ms")
+    parts += [f"{label} {v / 1e6:.3f} M" for label, v in (("macs", m.macs), ("params", m.params)) if v is not None]
+    text = "  ".join(parts)
+    if m.exit_rates is not None and m.accuracy_full is not None and m.expected_macs is not None:
+        text += (f"  exits: full acc {m.accuracy_full:.4f}, expected macs {m.expected_macs / 1e6:.3f} M, "
+                 f"rates {'/'.join(f'{r:.2f}' for r in m.exit_rates)}")
+    return text
+
+
+class Progress:
+    """An observer: ``[done/target] trial N  <figures or FAILED: reason>  | front F | elapsed eta``."""
+
+    def __init__(self, study: optuna.Study, target: int, stream: TextIO | None = None) -> None:
+        self.target, self.stream = target, stream
+        self.start_count = self._done(study)
+        self.t0 = time.perf_counter()
+
+    @staticmethod
+    def _done(study: optuna.Study) -> int:
+        return len(study.get_trials(deepcopy=False, states=(Complete,)))
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        done = self._done(study)
+        if trial.state == Complete:
+            outcome = describe(Metrics.from_attrs(trial.user_attrs))
+        elif FAIL_REASON in trial.user_attrs:
+            outcome = f"FAILED: {trial.user_attrs[FAIL_REASON]}"
+        else:
+            outcome = trial.state.name
+        elapsed = time.perf_counter() - self.t0
+        new = done - self.start_count
+        eta = elapsed / new * (self.target - done) if new > 0 else math.nan
+        width = len(str(self.target))
+        print(f"[{done:>{width}}/{self.target}] trial {trial.number:<4} {outcome}  | front {len(study.best_trials)} | "
+              f"elapsed {_clock(elapsed)} eta {_clock(eta) if math.isfinite(eta) else '?'}",
+              file=self.stream or sys.stderr, flush=True)
+
+    def close(self, study: optuna.Study, completed: bool) -> None:
+        pass

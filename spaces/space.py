@@ -1,0 +1,49 @@
+"""What a search space is, declared: the protocol every space implements."""
+from __future__ import annotations
+
+import enum
+from typing import Any, Protocol
+
+from .genotype import Genotype
+from .nb201 import Cell
+
+Architecture = Genotype | Cell  # what a space's choices decode to; str() is its text form
+
+
+class Evaluated(enum.Enum):
+    """How a space's candidates are evaluated."""
+    TRAINED = "trained"  # built from the genotype and trained on a data set
+    TABLE = "table"  # looked up in a published table (no training)
+
+
+class Suggests(Protocol):
+    """The part of an Optuna trial a space asks its choices of."""
+
+    def suggest_categorical(self, name: str, choices: Any) -> Any: ...
+
+
+class Space(Protocol):
+    name: str
+    evaluated: Evaluated
+    supports_exits: bool  # whether `with_exits()` adds early-exit heads to its choices
+
+    @property
+    def description(self) -> str: ...
+
+    def choices(self) -> dict[str, tuple[Any, ...]]:
+        """Parameter name -> options: the same names on every ask, so model-based samplers see one
+        space."""
+
+    def sample(self, trial: Suggests, input_shape: tuple[int, int, int] | None) -> Architecture:
+        """Ask ``trial`` for every choice and decode them."""
+
+    def decode(self, params: dict[str, Any], input_shape: tuple[int, int, int] | None) -> Architecture: ...
+
+    def canonical(self, architecture: Any) -> Architecture:
+        """The member of the architecture's class of equal networks that stands for it."""
+
+    def features(self, params: dict[str, Any]) -> list[float]:
+        """What a surrogate model reads of a candidate."""
+
+    def with_exits(self) -> Space:
+        """This space with early-exit heads among its choices (only when ``supports_exits``)."""
