@@ -31,12 +31,12 @@ def main() -> None:
     rows = []
     for i, g in enumerate(args.genotypes):
         m = evaluate(TrialSpec(i, g, "digits", Recipe(epochs=args.epochs), exit_tolerance=args.tolerance)).metrics
-        rows.append({"accuracy": m["accuracy"], "accuracy_full": m["accuracy_full"],
-                     "test_accuracy": m["test_accuracy"], "test_accuracy_full": m["test_accuracy_full"],
-                     "threshold": round(m["exit_threshold"], 4), "exit_rates": m["exit_rates"],
-                     "macs": m["macs"], "expected_macs": m["expected_macs"],
-                     "expected/full": round(m["expected_macs"] / m["macs"], 3),
-                     "latency_ms": m["latency_ms"], "expected_latency_ms": m["expected_latency_ms"], "genotype": g})
+        rows.append({"accuracy": m.accuracy, "accuracy_full": m.accuracy_full,
+                     "test_accuracy": m.test_accuracy, "test_accuracy_full": m.test_accuracy_full,
+                     "threshold": round(m.exit_threshold, 4), "exit_rates": m.exit_rates,
+                     "macs": m.macs, "expected_macs": m.expected_macs,
+                     "expected/full": round(m.expected_macs / m.macs, 3),
+                     "latency_ms": m.latency_ms, "expected_latency_ms": m.expected_latency_ms, "genotype": g})
     print(render(rows, "table"))
 
 

@@ -38,7 +38,7 @@ for i, (depth, width) in enumerate([(1, 16), (2, 32), (2, 48), (1, 64)]):
 def main() -> None:
     config = config_from_args(parser().parse_args(["run", *OPTIONS, *sys.argv[1:]]))
     space = get_space(config.space)
-    evaluation = evaluation_for(space.evaluator, config.dataset, config.data_dir, config.recipe(), config.device)
+    evaluation = evaluation_for(space.evaluated, config.dataset, config.data_dir, config.recipe(), config.device)
     study = open_study(config, screen_for(space, evaluation))  # the default sampler screens candidates
     if not study.trials:
         study.enqueue_trial(SEED_PARAMS)

@@ -28,7 +28,8 @@ import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 
 from hwnas.evaluators import evaluation_for  # noqa: E402
-from hwnas.evaluators.tabular import load_table  # noqa: E402
+from hwnas.evaluators.tabular import load_table, lookup  # noqa: E402
+from hwnas.spaces import Evaluated  # noqa: E402
 from hwnas.search.samplers.hybrid import HybridSampler, screen_for
 from hwnas.search.pareto import hypervolume  # noqa: E402
 from hwnas.search.report import FORMATS, render  # noqa: E402
@@ -45,12 +46,12 @@ PLAIN = {
 def table_hv(dataset: str, cost: str) -> tuple[float, float]:
     """HV* of the whole table, and the largest cost that normalises it."""
     rows = load_table(dataset).values()
-    top = max(r[cost] for r in rows)
-    return hypervolume(np.array([[1 - r["accuracy"], r[cost] / top] for r in rows])), top
+    top = max(r.value(cost) for r in rows)
+    return hypervolume(np.array([[1 - r.value("accuracy"), r.value(cost) / top] for r in rows])), top
 
 
 def search(sampler_name: str, dataset: str, cost: str, seed: int, trials: int) -> dict:
-    space, evaluation = get_space("nb201"), evaluation_for("tabular", dataset)
+    space, evaluation = get_space("nb201"), evaluation_for(Evaluated.TABLE, dataset)
     t_wall, t_cpu = time.perf_counter(), time.process_time()
     if sampler_name == "hybrid":
         sampler = HybridSampler(screen_for(space, evaluation), seed=seed)
@@ -62,8 +63,8 @@ def search(sampler_name: str, dataset: str, cost: str, seed: int, trials: int) -
     for _ in range(trials):
         t0 = time.process_time()
         trial = study.ask()
-        metrics = evaluation.lookup(str(space.sample(trial)))
-        study.tell(trial, [metrics["accuracy"], metrics[cost]])
+        metrics = lookup(dataset, str(space.sample(trial)))
+        study.tell(trial, [metrics.value("accuracy"), metrics.value(cost)])
         asks.append(time.process_time() - t0)
     values = np.array([t.values for t in study.trials])
     return {"values": values, "wall": (time.perf_counter() - t_wall) / trials,

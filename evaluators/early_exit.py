@@ -6,17 +6,17 @@ import time
 
 import numpy as np
 import torch
-from torch import nn
+
+from hwnas.spaces.builder import NEVER, Network
 
 from . import quiet
 from .cost import count_macs
 from .latency import timing
-
-NEVER = 2.0  # a threshold no softmax confidence reaches
+from .metrics import Metrics
 
 
 @torch.no_grad()
-def head_confidences(model: nn.Module, x: torch.Tensor, device: str = "cpu",
+def head_confidences(model: Network, x: torch.Tensor, device: str = "cpu",
                      batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
     """Softmax confidence and predicted class of every head (rows: exits first, main head last)."""
     model.eval()
@@ -49,27 +49,21 @@ def calibrate(conf: np.ndarray, pred: np.ndarray, y: np.ndarray, tolerance: floa
     return NEVER
 
 
-def cumulative_macs(model: nn.Module, input_shape: tuple[int, int, int]) -> list[int]:
+def cumulative_macs(model: Network, input_shape: tuple[int, int, int]) -> list[int]:
     """MACs spent by a sample that leaves at each head: the stages up to it and every head run on
     the way (earlier exits included); the last entry is the main head's."""
     def until(k: int):
-        def run(x):
-            x = model.stem(x)
-            for i, stage in enumerate(model.stages):
-                x = stage(x)
-                if i in model.exit_after:
-                    j = model.exit_after.index(i)
-                    model.exits[j](x)
-                    if j == k:
-                        return
-            model.head(x)
+        def run(x: torch.Tensor) -> None:
+            for j, _ in model.heads(x):  # lazy: stopping at head k computes nothing after it
+                if j == k:
+                    return
         return run
 
     return [count_macs(model, input_shape, forward=until(k)) for k in range(len(model.exits) + 1)]
 
 
 @torch.no_grad()
-def dynamic_run(model: nn.Module, x: torch.Tensor, threshold: float, device: str = "cpu",
+def dynamic_run(model: Network, x: torch.Tensor, threshold: float, device: str = "cpu",
                 warmup: int = 10) -> tuple[np.ndarray, np.ndarray, float]:
     """Run the dynamic network one input at a time over ``x``: predictions, heads taken, and the
     expected latency in ms: the median time of the inputs leaving at each head, weighted by how
@@ -89,9 +83,9 @@ def dynamic_run(model: nn.Module, x: torch.Tensor, threshold: float, device: str
     return preds, heads, float(expected)
 
 
-def exit_metrics(model: nn.Module, val: tuple[torch.Tensor, torch.Tensor],
+def exit_metrics(model: Network, val: tuple[torch.Tensor, torch.Tensor],
                  test: tuple[torch.Tensor, torch.Tensor], input_shape: tuple[int, int, int],
-                 tolerance: float, device: str = "cpu", threads: int = 0) -> dict:
+                 tolerance: float, device: str = "cpu", threads: int = 0) -> Metrics:
     """Calibrate on the validation split, then measure the dynamic network there (batch 1, with
     ``threads`` CPU threads as ``latency.measure_latency``)."""
     x, y = val
@@ -103,15 +97,14 @@ def exit_metrics(model: nn.Module, val: tuple[torch.Tensor, torch.Tensor],
     cumulative = cumulative_macs(model, input_shape)
     test_conf, test_pred = head_confidences(model, test[0], device)
     test_heads = exit_heads(test_conf, threshold)
-    return {
-        "accuracy": float((preds == y.numpy()).mean()),  # what the dynamic network answers
-        "accuracy_full": float((pred[-1] == y.numpy()).mean()),
-        "test_accuracy": float((test_pred[test_heads, np.arange(len(test_heads))] == test[1].numpy()).mean()),
-        "test_accuracy_full": float((test_pred[-1] == test[1].numpy()).mean()),
-        "exit_threshold": threshold,
-        "exit_tolerance": tolerance,
-        "exit_rates": rates,
-        "exit_macs": cumulative,
-        "expected_macs": float(sum(r * m for r, m in zip(rates, cumulative))),
-        "expected_latency_ms": latency_ms,
-    }
+    return Metrics(
+        accuracy=float((preds == y.numpy()).mean()),  # what the dynamic network answers
+        accuracy_full=float((pred[-1] == y.numpy()).mean()),
+        test_accuracy=float((test_pred[test_heads, np.arange(len(test_heads))] == test[1].numpy()).mean()),
+        test_accuracy_full=float((test_pred[-1] == test[1].numpy()).mean()),
+        exit_threshold=threshold,
+        exit_tolerance=tolerance,
+        exit_rates=rates,
+        exit_macs=cumulative,
+        expected_macs=float(sum(r * m for r, m in zip(rates, cumulative))),
+        expected_latency_ms=latency_ms)

@@ -1,54 +1,96 @@
-"""How a space's trials are evaluated: a space names its evaluator kind, this module says what
-that kind offers on one data set."""
+"""How a space's candidates are evaluated: the ``Evaluation`` protocol and its two kinds, trained
+on a data set or looked up in a published table. A space says which kind (``Space.evaluated``);
+this module says what that kind offers on one data set."""
 from __future__ import annotations
 
-import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
+from typing import Protocol
 
-from . import data, tabular
+from hwnas.spaces import Evaluated
 
-# kind -> data sets it accepts (the first is the default), and the metrics its trials report
-DATASETS = {"train": tuple(data.DATASETS), "tabular": tabular.DATASETS}
-METRICS = {"train": ("accuracy", "test_accuracy", "latency_ms", "macs", "params", "train_seconds",
-                     "expected_macs", "expected_latency_ms"),
-           "tabular": tabular.METRICS}
+from . import data, metrics, tabular
+from .metrics import Metrics
+from .training import Recipe
+from .trial import TrialResult, TrialSpec, evaluate, screen, trial_data
+
+# kind -> the data sets it accepts (the first is the default), and the metrics its trials report
+DATASETS: dict[Evaluated, tuple[str, ...]] = {Evaluated.TRAINED: tuple(data.DATASETS),
+                                               Evaluated.TABLE: tabular.DATASETS}
+METRICS: dict[Evaluated, tuple[str, ...]] = {Evaluated.TRAINED: metrics.TRAINED, Evaluated.TABLE: metrics.TABLE}
 
 
-def dataset_names(kind: str) -> str:
-    return data.dataset_names() if kind == "train" else ", ".join(DATASETS[kind])
+def dataset_names(kind: Evaluated) -> str:
+    return data.dataset_names() if kind is Evaluated.TRAINED else ", ".join(DATASETS[kind])
 
 
-def check_dataset(kind: str, name: str) -> None:
+def check_dataset(kind: Evaluated, name: str) -> None:
     """Raises DataError naming what ``kind`` accepts when it does not accept ``name``."""
-    if kind == "train":
+    if kind is Evaluated.TRAINED:
         data.check_name(name)
     elif name not in DATASETS[kind]:
         raise data.DataError(f"unknown data set {name!r}; available: {dataset_names(kind)}")
 
 
-@dataclass(frozen=True)
-class Evaluation:
-    kind: str
+class Evaluation(Protocol):
+    """One way of evaluating candidates, on one data set."""
     description: str  # the data, in a few words
     input_shape: tuple[int, int, int] | None  # what the space builds for; None for a table
     metrics: tuple[str, ...]  # what a trial reports; objectives are chosen among them
-    screen: Callable[[str], dict]  # genotype text -> metrics known before training (free)
-    lookup: Callable[[str], dict] | None = None  # evaluates in this process; None: an executor trains
+    local: bool  # cheap enough to evaluate in the asking process (no workers are started for it)
+
+    def screen(self, genotype: str) -> Metrics:
+        """The figures known before training (exact size and cost, a short timing, or a lookup)."""
+
+    @property
+    def evaluate(self) -> Callable[[TrialSpec], TrialResult]:
+        """Evaluates one trial anywhere (this process, a Ray worker): a module-level function, so
+        it travels by reference."""
 
 
-def evaluation_for(kind: str, dataset: str, data_dir: str = "", recipe=None, device: str = "cpu") -> Evaluation:
-    """Reads the data (a trained kind) or the table; raises DataError when it cannot."""
+@dataclass(frozen=True)
+class Trained:
+    description: str
+    input_shape: tuple[int, int, int]
+    dataset: str
+    data_dir: str
+    recipe: Recipe
+    device: str
+    metrics: tuple[str, ...] = metrics.TRAINED
+    local: bool = False
+
+    def screen(self, genotype: str) -> Metrics:
+        return screen(genotype, self.dataset, self.data_dir, self.recipe, self.device)
+
+    @property
+    def evaluate(self) -> Callable[[TrialSpec], TrialResult]:
+        return evaluate
+
+
+@dataclass(frozen=True)
+class Table:
+    description: str
+    dataset: str
+    input_shape: None = None
+    metrics: tuple[str, ...] = metrics.TABLE
+    local: bool = True
+
+    def screen(self, genotype: str) -> Metrics:
+        return tabular.screen(self.dataset, genotype)
+
+    @property
+    def evaluate(self) -> Callable[[TrialSpec], TrialResult]:
+        return tabular.evaluate
+
+
+def evaluation_for(kind: Evaluated, dataset: str, data_dir: str = "", recipe: Recipe | None = None,
+                   device: str = "cpu") -> Evaluation:
+    """Reads the data (trained) or the table; raises DataError when it cannot."""
     check_dataset(kind, dataset)
-    if kind == "tabular":
+    if kind is Evaluated.TABLE:
         cells = len(tabular.load_table(dataset))
-        return Evaluation(kind, f"{dataset} (NAS-Bench-201 table, {cells:,} cells)", None, METRICS[kind],
-                          functools.partial(tabular.screen, dataset), functools.partial(tabular.lookup, dataset))
-    from .training import Recipe
-    from .trial import screen, trial_data
-
+        return Table(f"{dataset} (NAS-Bench-201 table, {cells:,} cells)", dataset)
     recipe = recipe or Recipe()
     d = trial_data(dataset, data_dir, recipe)
-    return Evaluation(kind, f"{dataset} {'x'.join(map(str, d.input_shape))} ({len(d.train[0])} training images)",
-                      d.input_shape, METRICS[kind],
-                      functools.partial(screen, dataset=dataset, data_dir=data_dir, recipe=recipe, device=device))
+    return Trained(f"{dataset} {'x'.join(map(str, d.input_shape))} ({len(d.train[0])} training images)",
+                   d.input_shape, dataset, data_dir, recipe, device)

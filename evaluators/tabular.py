@@ -13,8 +13,8 @@ from importlib import resources
 
 from hwnas.spaces.nb201 import DATASETS, EDGES, OPS, Cell, CellError, parse_cell
 
-METRICS = ("accuracy", "latency_ms", "params", "train_seconds")
-CHEAP = ("latency_ms", "params")  # known before training: a lookup of these is free
+from .metrics import Metrics
+from .trial import TrialResult, TrialSpec
 
 
 class TableError(KeyError):
@@ -22,7 +22,7 @@ class TableError(KeyError):
 
 
 @functools.lru_cache(maxsize=len(DATASETS))
-def load_table(dataset: str) -> dict[str, dict]:
+def load_table(dataset: str) -> dict[str, Metrics]:
     """Arch string -> metrics for every cell, for one of DATASETS."""
     if dataset not in DATASETS:
         raise TableError(f"unknown NAS-Bench-201 data set {dataset!r}; available: {', '.join(DATASETS)}")
@@ -32,26 +32,30 @@ def load_table(dataset: str) -> dict[str, dict]:
     table = {}
     for key, row in raw.items():
         cell = Cell(tuple(OPS[int(d)] for d in key))
-        table[str(cell)] = {
-            "accuracy": statistics.fmean(row["val_acc"]) / 100,
-            "latency_ms": statistics.fmean(row["latency"]) * 1e3,
-            "params": round(statistics.fmean(row["model_size"]) * 1e6),
-            "train_seconds": statistics.fmean(row["train_time"]),
-            "seeds": len(row["val_acc"]),
-        }
-    assert len(table) == len(OPS) ** len(EDGES), f"{path} holds {len(table)} cells"
+        table[str(cell)] = Metrics(
+            accuracy=statistics.fmean(row["val_acc"]) / 100,
+            latency_ms=statistics.fmean(row["latency"]) * 1e3,
+            params=round(statistics.fmean(row["model_size"]) * 1e6),
+            train_seconds=statistics.fmean(row["train_time"]),
+            seeds=len(row["val_acc"]))
+    if len(table) != len(OPS) ** len(EDGES):
+        raise TableError(f"{path} holds {len(table)} cells, not {len(OPS) ** len(EDGES)}")
     return table
 
 
-def lookup(dataset: str, cell: str) -> dict:
+def lookup(dataset: str, cell: str) -> Metrics:
     """All metrics of one cell (arch string); raises TableError for text that is not a cell."""
     try:
-        return dict(load_table(dataset)[str(parse_cell(cell))])
+        return load_table(dataset)[str(parse_cell(cell))]
     except (CellError, KeyError) as e:
         raise TableError(f"no NAS-Bench-201 cell {cell!r}: {e}") from None
 
 
-def screen(dataset: str, cell: str) -> dict:
+def screen(dataset: str, cell: str) -> Metrics:
     """What is known before training: latency and model size."""
-    row = load_table(dataset)[cell]
-    return {m: row[m] for m in CHEAP}
+    return load_table(dataset)[cell].cheap()
+
+
+def evaluate(spec: TrialSpec) -> TrialResult:
+    """A trial of the table: its row (no weights, no model)."""
+    return TrialResult(lookup(spec.dataset, spec.genotype))

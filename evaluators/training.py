@@ -9,6 +9,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from hwnas.spaces import Network
+
 from . import quiet
 
 
@@ -31,9 +33,9 @@ class Recipe:
     seed: int = 0
 
 
-def train(model: nn.Module, data: tuple[torch.Tensor, torch.Tensor], recipe: Recipe,
+def train(model: Network, data: tuple[torch.Tensor, torch.Tensor], recipe: Recipe,
           device: str = "cpu", augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None
-          ) -> nn.Module:
+          ) -> Network:
     """AdamW with a one-cycle schedule; deterministic for a given recipe, seed and thread count.
     ``augment(batch, generator)`` transforms each training batch when given. Trains in channels_last
     memory format (1.35-1.8x faster on CPU for these nets); the model is returned contiguous."""
@@ -45,7 +47,7 @@ def train(model: nn.Module, data: tuple[torch.Tensor, torch.Tensor], recipe: Rec
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, recipe.lr, total_steps=recipe.epochs * steps_per_epoch,
                                                 pct_start=0.15)
     gen = torch.Generator().manual_seed(recipe.seed)
-    has_exits = bool(getattr(model, "exit_after", None))
+    has_exits = len(model.exits) > 0
     for epoch in range(recipe.epochs):
         order = torch.randperm(len(x), generator=gen)
         for i in range(0, len(x), recipe.batch_size):

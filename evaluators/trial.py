@@ -8,13 +8,14 @@ from dataclasses import dataclass
 
 import torch
 
-from hwnas.spaces import build, parse
+from hwnas.spaces import Network, build, parse
 
 from . import quiet
 from .cost import count_macs, count_params
 from .data import Dataset, crop_flip, load_dataset, prepare
 from .early_exit import exit_metrics
 from .latency import measure_latency
+from .metrics import Metrics
 from .training import Recipe, accuracy, train
 
 
@@ -32,8 +33,9 @@ class TrialSpec:
 
 @dataclass(frozen=True)
 class TrialResult:
-    metrics: dict
-    weights: bytes  # the trained state_dict, torch.save'd: workers return it, the driver stores it
+    metrics: Metrics
+    weights: bytes | None = None  # the trained state_dict, torch.save'd: workers return it, the driver stores it
+    summary: str | None = None  # the built network, printable (Network.summary): MLflow logs it
 
 
 @functools.lru_cache(maxsize=2)
@@ -51,15 +53,14 @@ def trial_data(dataset: str, data_dir: str, recipe: Recipe) -> Dataset:
     return _prepared(dataset, data_dir, recipe.resolution, recipe.train_subset)
 
 
-def cheap_metrics(model: torch.nn.Module, input_shape: tuple[int, int, int], device: str,
-                  threads: int) -> dict:
+def cheap_metrics(model: torch.nn.Module, input_shape: tuple[int, int, int], device: str, threads: int) -> Metrics:
     """What is known before training: exact size and cost, and measured latency. Only the timing
     waits for a quiet phase (counting needs none, and every ms of quiet pauses the other trials)."""
-    metrics = {"params": count_params(model), "macs": count_macs(model, input_shape)}
+    params, macs = count_params(model), count_macs(model, input_shape)
     with quiet.measuring():
         lat = measure_latency(model, input_shape, device, threads=threads)
-    return {**metrics, "latency_ms": lat.median_ms, "latency_threads": lat.threads, "latency_runs": lat.runs,
-            "latency_realtime": lat.realtime}
+    return Metrics(params=params, macs=macs, latency_ms=lat.median_ms, latency_threads=lat.threads,
+                   latency_runs=lat.runs, latency_realtime=lat.realtime)
 
 
 def state_dict_bytes(model: torch.nn.Module) -> bytes:
@@ -76,23 +77,23 @@ def evaluate(spec: TrialSpec) -> TrialResult:
     with quiet.training():
         data = trial_data(spec.dataset, spec.data_dir, spec.recipe)
         torch.manual_seed(spec.recipe.seed)
-        model = build(parse(spec.genotype), data.input_shape, data.num_classes)
-        metrics = cheap_metrics(model, data.input_shape, spec.device, spec.threads)
+        model: Network = build(parse(spec.genotype), data.input_shape, data.num_classes)
+        summary = model.summary()
+        m = cheap_metrics(model, data.input_shape, spec.device, spec.threads)
         t0 = time.perf_counter()
         augment = crop_flip if spec.recipe.augment and data.augmentable else None
         train(model, data.train, spec.recipe, spec.device, augment)
-        metrics["train_seconds"] = time.perf_counter() - t0
-        metrics["accuracy"] = accuracy(model, data.val, spec.device)
-        metrics["test_accuracy"] = accuracy(model, data.test, spec.device)
+        m = m.merged(Metrics(train_seconds=time.perf_counter() - t0, accuracy=accuracy(model, data.val, spec.device),
+                             test_accuracy=accuracy(model, data.test, spec.device)))
         if model.exits:
-            metrics.update(exit_metrics(model, data.val, data.test, data.input_shape, spec.exit_tolerance,
-                                        spec.device, spec.threads))
+            m = m.merged(exit_metrics(model, data.val, data.test, data.input_shape, spec.exit_tolerance,
+                                      spec.device, spec.threads))
         else:  # one path: the expected cost is the cost
-            metrics["expected_macs"], metrics["expected_latency_ms"] = metrics["macs"], metrics["latency_ms"]
-        return TrialResult(metrics, state_dict_bytes(model))
+            m = m.merged(Metrics(expected_macs=m.macs, expected_latency_ms=m.latency_ms))
+        return TrialResult(m, state_dict_bytes(model), summary)
 
 
-def screen(genotype: str, dataset: str, data_dir: str, recipe: Recipe, device: str = "cpu") -> dict:
+def screen(genotype: str, dataset: str, data_dir: str, recipe: Recipe, device: str = "cpu") -> Metrics:
     """Cheap metrics of a candidate not yet trained, for a sampler that screens many: exact size
     and cost, and a short latency measurement (the trial measures it again, fully)."""
     quiet.checkpoint()  # the sampler screens many in a row: a trial beside it may want to time
@@ -100,4 +101,4 @@ def screen(genotype: str, dataset: str, data_dir: str, recipe: Recipe, device: s
     model = build(parse(genotype), data.input_shape, data.num_classes)
     lat = measure_latency(model, data.input_shape, device, warmup=2, min_runs=5, min_seconds=0.0,
                           warmup_seconds=0.0)
-    return {"params": count_params(model), "macs": count_macs(model, data.input_shape), "latency_ms": lat.median_ms}
+    return Metrics(params=count_params(model), macs=count_macs(model, data.input_shape), latency_ms=lat.median_ms)

@@ -74,7 +74,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     study = load_study(args.dir, args.study)
     config = study_config(study)
     tracker = Tracker(study, config, warn=False)
-    tracker.finish(study)
+    tracker.close(study)
     if tracker.error:
         print(f"search: error: cannot log to MLflow at {tracker.store.uri}: {tracker.error}", file=sys.stderr)
         return 1
@@ -121,6 +121,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
+    from hwnas.evaluators.metrics import REGISTRY
     from hwnas.evaluators.trial import cheap_metrics
     from hwnas.spaces import NAMED, GenotypeError, build, parse
 
@@ -135,31 +136,31 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     model = build(genotype, shape, _positive("--classes", args.classes))
     if args.threads < 0:
         raise UsageError(f"--threads must be 0 (all cores) or a positive integer, got {args.threads}")
-    m = cheap_metrics(model, shape, "cpu", args.threads)
-    row = {"genotype": str(genotype), "input": "x".join(map(str, shape)), "classes": args.classes,
-           "params": m["params"], "macs": m["macs"], "latency_ms": m["latency_ms"],
-           "latency_threads": m["latency_threads"], "latency_realtime": m["latency_realtime"], "device": "cpu"}
+    figures = cheap_metrics(model, shape, "cpu", args.threads).values()
+    row = {"genotype": str(genotype), "input": "x".join(map(str, shape)), "classes": args.classes, **figures,
+           "device": "cpu"}
     if args.format == "json":
         print(json.dumps(row, indent=2))
-    else:
-        width = max(map(len, row))
-        print("\n".join(f"{k.ljust(width)}  {v / 1e6:.3f} M ({v:,})" if k in ("params", "macs")
-                        else f"{k.ljust(width)}  {v:.3f}" if isinstance(v, float) else f"{k.ljust(width)}  {v}"
-                        for k, v in row.items()))
+        return 0
+    width = max(map(len, row))
+    for k, v in row.items():
+        millions = k in REGISTRY and REGISTRY[k].style == "millions"
+        shown = f"{v / 1e6:.3f} M ({v:,})" if millions else f"{v:.3f}" if isinstance(v, float) else str(v)
+        print(f"{k.ljust(width)}  {shown}")
     return 0
 
 
 def cmd_spaces(args: argparse.Namespace) -> int:
     from hwnas.evaluators.evaluation import dataset_names
-    from hwnas.spaces import NAMED, SPACES
+    from hwnas.spaces import NAMED, SPACES, get_space
 
-    for name, cls in SPACES.items():
-        space = cls()
+    for name in SPACES:
+        space = get_space(name)
         print(f"space {name}: {space.description}")
-        print(f"  {'data sets':<14} {dataset_names(space.evaluator)}")
+        print(f"  {'data sets':<14} {dataset_names(space.evaluated)}")
         for choice, options in space.choices().items():
             print(f"  {choice:<14} {', '.join(map(str, options))}")
-        with_exits = cls(exits=True).choices().keys() - space.choices().keys() if hasattr(space, "exits") else ()
+        with_exits = space.with_exits().choices().keys() - space.choices().keys() if space.supports_exits else ()
         if with_exits:
             print(f"  with --exits: {', '.join(sorted(with_exits))} (0 = no exit there)")
     print("\nnamed genotypes (search inspect NAME):")

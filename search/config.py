@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import argparse
 import typing
+from typing import TYPE_CHECKING
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+
+from hwnas.evaluators.metrics import DEFAULT_OBJECTIVES, OBJECTIVES
 
 from .errors import UsageError
 from .samplers import DEFAULT_SAMPLER, SAMPLERS
 
-# name -> optimisation direction
-OBJECTIVES = {"accuracy": "maximize", "latency_ms": "minimize", "macs": "minimize", "params": "minimize",
-              # weighted by where samples leave an early-exit network; equal to macs / latency_ms without exits
-              "expected_macs": "minimize", "expected_latency_ms": "minimize"}
-DEFAULT_OBJECTIVES = ("accuracy", "latency_ms", "macs")
+if TYPE_CHECKING:
+    from hwnas.spaces import Space
+
 CONFIG_FILE = "config.yaml"  # the resolved configuration, saved next to the study's journal
 
 
@@ -83,7 +84,7 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         from hwnas.evaluators.latency import device_problem
-        from hwnas.spaces import SPACES
+        from hwnas.spaces import SPACES, get_space
 
         if not self.study:
             object.__setattr__(self, "study", self.space)  # resolved, so the saved config is explicit
@@ -107,20 +108,20 @@ class RunConfig:
             raise UsageError(f"unknown sampler {self.sampler!r}; choose from {', '.join(SAMPLERS)}")
         if not 0.0 <= self.exit_tolerance < 1.0:
             raise UsageError(f"--exit-tolerance must be in [0, 1) (a fraction of accuracy), got {self.exit_tolerance}")
-        self._resolve_for_space(SPACES[self.space])
+        self._resolve_for_space(get_space(self.space))
         if "/" in self.study or self.study.startswith("."):
             raise UsageError(f"bad study name {self.study!r}: use letters, digits, '-' and '_'")
         problem = device_problem(self.device)
         if problem:
             raise UsageError(problem)
 
-    def _resolve_for_space(self, space) -> None:
+    def _resolve_for_space(self, space: Space) -> None:
         """Data set and objectives: the space's defaults where not given, and only what its
         evaluator (evaluators.evaluation: trained, or a table) offers."""
         from hwnas.evaluators.data import DataError
         from hwnas.evaluators.evaluation import DATASETS, METRICS, check_dataset
 
-        kind = space.evaluator
+        kind = space.evaluated
         if not self.dataset:
             object.__setattr__(self, "dataset", DATASETS[kind][0])
         if not self.objectives:
@@ -133,7 +134,7 @@ class RunConfig:
             check_dataset(kind, self.dataset)
         except DataError as e:
             raise UsageError(f"space {self.space}: {e}") from None
-        if self.exits and "exits" not in {f.name for f in fields(space)}:
+        if self.exits and not space.supports_exits:
             raise UsageError(f"--exits does not apply to space {self.space}")
 
     def identity(self) -> dict:

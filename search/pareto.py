@@ -1,46 +1,80 @@
-"""A study's Pareto front: its members as rows, how good it is (normalised hypervolume) and what it
-looks like (a plot).
+"""The Pareto math in one place: which points are non-dominated, the hypervolume a set covers and
+a point adds, a study's front as rows, how good it is (normalised hypervolume) and its plot.
 
-Objectives are normalised as in the NAS-Bench-201 convention of REFERENCE.md: a maximised
-objective (accuracy, in [0, 1]) becomes the loss ``1 - value``; a minimised cost becomes
-``cost / its largest value among the study's complete trials``. The reference point is 1 on
-every axis, so the hypervolume lies in [0, 1] and grows as the front improves.
+Objectives are normalised as in NAS-Bench-201 comparisons: a maximised objective (accuracy, in
+[0, 1]) becomes the loss ``1 - value``; a minimised cost becomes ``cost / its largest value among
+the study's complete trials``. The reference point is 1 on every axis, so the hypervolume lies in
+[0, 1] and grows as the front improves.
 """
 from __future__ import annotations
 
+import math
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 import optuna
-from optuna._hypervolume import compute_hypervolume  # Optuna's exact WFG; no public name for it
+
+from hwnas.evaluators.metrics import COLUMNS, REGISTRY, Metrics
+
+from . import attrs
+
+if TYPE_CHECKING:
+    from matplotlib.axis import Axis
+    from matplotlib.figure import Figure
 
 Complete = optuna.trial.TrialState.COMPLETE
 Maximize = optuna.study.StudyDirection.MAXIMIZE
-
-METRIC_COLUMNS = ("accuracy", "accuracy_full", "test_accuracy", "latency_ms", "macs", "params",
-                  "expected_macs", "expected_latency_ms", "exit_rates")
+Row = dict[str, Any]  # column -> plain value (int, float, list, str), as reports print it
 
 
-def trial_row(trial: optuna.trial.FrozenTrial) -> dict:
-    attrs = trial.user_attrs
-    # early-exit heads: a trial with exits records an exit rate per head, the main head last
-    row = {"trial": trial.number, "exits": len(attrs.get("exit_rates", [None])) - 1}
-    row.update({m: attrs[m] for m in METRIC_COLUMNS if m in attrs})
-    row["genotype"] = attrs.get("genotype", "")
-    return row
+# ---- points (rows, every objective minimised) ------------------------------------------------------
+
+def nondominated(points: np.ndarray) -> np.ndarray:
+    """Rows of ``points`` (minimised) that no other row dominates. In lexicographic order a row can
+    only be dominated by an earlier one, so each is checked against the rows kept so far."""
+    points = np.asarray(points, dtype=float)
+    kept: list[int] = []
+    for i in np.lexsort(points.T[::-1]):
+        p = points[i]
+        if kept:
+            others = points[kept]
+            if np.any(np.all(others <= p, axis=1) & np.any(others < p, axis=1)):
+                continue
+        kept.append(int(i))
+    return points[sorted(kept)]
 
 
-def front_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """Front members (``study.best_trials``), most accurate first; a duplicate genotype appears once."""
-    members, seen = [], set()
-    for t in sorted(study.best_trials, key=lambda t: (-t.user_attrs.get("accuracy", 0.0), t.number)):
-        if t.user_attrs.get("genotype") in seen:
-            continue
-        seen.add(t.user_attrs.get("genotype"))
-        members.append(t)
-    return members
+def hypervolume(losses: np.ndarray) -> float:
+    """Volume dominated by ``losses`` (rows in [0, 1]) up to the reference point (1, ..., 1), exact:
+    sliced along the first objective, each slice the hypervolume of the rest in one fewer dimension."""
+    losses = np.asarray(losses, dtype=float)
+    losses = losses[np.all(losses < 1.0, axis=1)]  # a point on or past the reference adds nothing
+    if len(losses) == 0:
+        return 0.0
+    if losses.shape[1] == 1:
+        return float(1.0 - losses.min())
+    front = nondominated(losses)
+    front = front[np.argsort(front[:, 0], kind="stable")]
+    bounds = np.append(front[:, 0], 1.0)
+    return float(sum((bounds[i + 1] - bounds[i]) * hypervolume(front[:i + 1, 1:]) for i in range(len(front))
+                     if bounds[i + 1] > bounds[i]))
 
 
-def front_rows(study: optuna.Study) -> list[dict]:
-    return [trial_row(t) for t in front_trials(study)]
+def improvement(points: np.ndarray, front: np.ndarray) -> np.ndarray:
+    """Hypervolume each point (rows, minimised, in [0, 1]) adds to ``front``, reference 1: the
+    volume it dominates that ``front`` does not, sliced along the first objective."""
+    if points.shape[1] == 0:
+        return np.full(len(points), float(len(front) == 0))
+    if points.shape[1] == 1:
+        return np.clip(front[:, 0].min(initial=1.0) - points[:, 0], 0, None)
+    steps = np.unique(np.clip(front[:, 0], 0, 1))
+    bounds = np.concatenate([[0.0], steps, [1.0]])
+    total = np.zeros(len(points))
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        width = np.clip(hi - np.maximum(points[:, 0], lo), 0, None)
+        if width.any():
+            total += width * improvement(points[:, 1:], front[front[:, 0] <= lo, 1:])
+    return total
 
 
 def normalised_losses(values: np.ndarray, maximize: list[bool], scale: np.ndarray) -> np.ndarray:
@@ -52,13 +86,35 @@ def normalised_losses(values: np.ndarray, maximize: list[bool], scale: np.ndarra
     return out
 
 
-def hypervolume(losses: np.ndarray) -> float:
-    """Volume dominated by ``losses`` (rows in [0, 1]) up to the reference point (1, ..., 1)."""
-    losses = np.asarray(losses, dtype=float)
-    losses = losses[np.all(losses < 1.0, axis=1)]  # a point on or past the reference adds nothing
-    if len(losses) == 0:
-        return 0.0
-    return float(compute_hypervolume(losses, np.ones(losses.shape[1])))
+# ---- a study's front ---------------------------------------------------------------------------------
+
+def trial_row(trial: optuna.trial.FrozenTrial) -> Row:
+    """A trial as a row of the front table: number, exit heads, the registry's columns, genotype."""
+    figures = Metrics.from_attrs(trial.user_attrs)
+    # a trial with exits records an exit rate per head, the main head last
+    row: Row = {"trial": trial.number, "exits": len(figures.exit_rates or [None]) - 1}
+    row.update({k: v for k, v in figures.values().items() if k in COLUMNS})
+    row[attrs.GENOTYPE] = trial.user_attrs.get(attrs.GENOTYPE, "")
+    return row
+
+
+def front_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """Front members (``study.best_trials``), most accurate first; a duplicate genotype appears once."""
+    def key(t: optuna.trial.FrozenTrial) -> tuple[float, int]:
+        return -(Metrics.from_attrs(t.user_attrs).accuracy or 0.0), t.number
+
+    members, seen = [], set()
+    for t in sorted(study.best_trials, key=key):
+        genotype = t.user_attrs.get(attrs.GENOTYPE)
+        if genotype in seen:
+            continue
+        seen.add(genotype)
+        members.append(t)
+    return members
+
+
+def front_rows(study: optuna.Study) -> list[Row]:
+    return [trial_row(t) for t in front_trials(study)]
 
 
 def study_hypervolume(study: optuna.Study) -> float:
@@ -69,33 +125,60 @@ def study_hypervolume(study: optuna.Study) -> float:
     scale = np.max([t.values for t in complete], axis=0)
     scale[scale <= 0] = 1.0
     maximize = [d == Maximize for d in study.directions]
-    return hypervolume(normalised_losses([t.values for t in study.best_trials], maximize, scale))
+    return hypervolume(normalised_losses(np.array([t.values for t in study.best_trials]), maximize, scale))
 
 
-def front_figure(study: optuna.Study, front: set[int]):
+# ---- its plot ----------------------------------------------------------------------------------------
+
+def _plain_log_ticks(axis: Axis, lo: float, hi: float) -> None:
+    """Ticks of a log axis labelled as plain numbers (0.2, 0.5, 1, 2), not as powers of ten: at
+    1-2-5 steps, or at every digit when the range spans less than that gives three of."""
+    decades = range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1)
+    for steps in ((1, 2, 5), tuple(range(1, 10))):
+        ticks = [m * 10.0 ** e for e in decades for m in steps if lo <= m * 10.0 ** e <= hi]
+        if len(ticks) >= 3:
+            break
+    axis.set_ticks(ticks, labels=[f"{t:.6g}" for t in ticks])
+    axis.set_ticks([], minor=True)
+
+
+def _scale(name: str) -> tuple[float, str]:
+    """Plot a metric in the unit tables show it in: millions for counts, as is otherwise."""
+    metric = REGISTRY.get(name)
+    if metric is not None and metric.style == "millions":
+        return 1e-6, f"{name} (M)"
+    return 1.0, name
+
+
+def front_figure(study: optuna.Study, front: set[int]) -> Figure:
     """Every complete trial (grey) and the front members (red, numbered): one panel per cost
     objective against accuracy (or against the first objective when accuracy is not one)."""
     from matplotlib.figure import Figure  # no pyplot: no global backend, renders with Agg
 
     names = study.metric_names or [f"objective {i}" for i in range(len(study.directions))]
     complete = study.get_trials(deepcopy=False, states=(Complete,))
-    y = names.index("accuracy") if "accuracy" in names else 0
-    xs = [j for j in range(len(names)) if j != y] or [None]  # one objective: plot it per trial
+    maximized = [i for i, d in enumerate(study.directions) if d == Maximize]
+    y = maximized[0] if maximized else 0
+    xs: list[int | None] = [j for j in range(len(names)) if j != y] or [None]  # one objective: per trial
     fig = Figure(figsize=(5 * len(xs), 4), layout="constrained")
+    y_scale, y_label = _scale(names[y])
     for panel, x in enumerate(xs, 1):
         ax = fig.add_subplot(1, len(xs), panel)
-        for trials, style in (([t for t in complete if t.number not in front], dict(c="0.7", s=12)),
-                              ([t for t in complete if t.number in front], dict(c="tab:red", s=24))):
-            px = [t.number if x is None else t.values[x] for t in trials]
-            py = [t.values[y] for t in trials]
+        x_scale, x_label = (1.0, "trial") if x is None else _scale(names[x])
+        for members, style in (([t for t in complete if t.number not in front], dict(c="0.7", s=12)),
+                               ([t for t in complete if t.number in front], dict(c="tab:red", s=24))):
+            px = [t.number if x is None else t.values[x] * x_scale for t in members]
+            py = [t.values[y] * y_scale for t in members]
             ax.scatter(px, py, **style)
             if style["c"] == "tab:red":
-                for t, a, b in zip(trials, px, py):
+                for t, a, b in zip(members, px, py):
                     ax.annotate(str(t.number), (a, b), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        ax.set_xlabel("trial" if x is None else names[x])
-        ax.set_ylabel(names[y])
-        if x is not None and min(t.values[x] for t in complete) > 0:
+        ax.set_xlabel(x_label)
+        ax.set_ylabel(y_label)
+        if x is not None and complete and min(t.values[x] for t in complete) > 0:
             ax.set_xscale("log")  # costs span orders of magnitude
+            values = [t.values[x] * x_scale for t in complete]
+            _plain_log_ticks(ax.xaxis, min(values), max(values))
         ax.grid(alpha=0.3)
     fig.suptitle(f"study {study.study_name}: {len(complete)} trials, front in red")
     return fig

@@ -1,5 +1,10 @@
 """Trials left RUNNING by a search process that died (kill -9, a lost machine) are reclaimed:
-marked FAIL with the reason and their parameters queued to be tried again."""
+marked FAIL with the reason and their parameters queued to be tried again.
+
+A trial whose network was not yet sampled when its process stopped (it holds no genotype, and
+perhaps some of its parameters) is failed and not queued: its parameters are a sampler's half
+answer, and completing them would make a network the sampler never chose. The next ask samples
+afresh."""
 from __future__ import annotations
 
 import datetime
@@ -7,6 +12,9 @@ import os
 import socket
 
 import optuna
+
+from . import attrs
+from ._private import set_trial_user_attr
 
 Running = optuna.trial.TrialState.RUNNING
 
@@ -26,16 +34,26 @@ def owner() -> str:
     return f"{socket.gethostname()}:{pid}:{_start_time(pid) or '?'}"
 
 
-OWNER = owner()
+THIS_PROCESS = owner()  # the owner text of this process
 UNOWNED_GRACE_S = 60  # a trial killed between ask and its owner tag is given up after this
 
 
-def abandon(study: optuna.Study, trial: optuna.trial.Trial | optuna.trial.FrozenTrial, reason: str) -> None:
-    """Fail a trial with ``reason`` and queue its parameters to be tried again."""
-    storage = study._storage
-    storage.set_trial_user_attr(trial._trial_id, "fail_reason", f"abandoned: {reason}")
-    storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
-    study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
+def abandon(study: optuna.Study, trial: optuna.trial.Trial | optuna.trial.FrozenTrial,
+            reason: str) -> optuna.trial.FrozenTrial | None:
+    """Fail a trial with ``reason`` and, when its network was sampled, queue its parameters to be
+    tried again. Returns the failed trial, or None when it was finished already (told just
+    before an interrupt, or reclaimed by another process)."""
+    try:
+        if isinstance(trial, optuna.trial.Trial):
+            trial.set_user_attr(attrs.FAIL_REASON, attrs.ABANDONED + reason)
+        else:  # left by another process: no Trial object of it here
+            set_trial_user_attr(study, trial, attrs.FAIL_REASON, attrs.ABANDONED + reason)
+        told = study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+    except (optuna.exceptions.UpdateFinishedTrialError, ValueError):  # ValueError: tell of a finished trial
+        return None
+    if attrs.GENOTYPE in told.user_attrs:
+        study.enqueue_trial(told.params, user_attrs={attrs.RETRY_OF: told.number}, skip_if_exists=False)
+    return told
 
 
 def _dead(owner_text: str) -> bool:
@@ -57,13 +75,10 @@ def reclaim_abandoned(study: optuna.Study) -> list[int]:
     reclaimed = []
     now = datetime.datetime.now()
     for t in study.get_trials(deepcopy=False, states=(Running,)):
-        who = t.user_attrs.get("owner")
+        who = t.user_attrs.get(attrs.OWNER)
         unowned_and_old = who is None and t.datetime_start and (now - t.datetime_start).total_seconds() > UNOWNED_GRACE_S
         if not (unowned_and_old or (who and _dead(who))):
             continue
-        try:
-            abandon(study, t, f"its search process ({who or 'unknown'}) died")
-        except optuna.exceptions.UpdateFinishedTrialError:
-            continue  # another process reclaimed it first
-        reclaimed.append(t.number)
+        if abandon(study, t, f"its search process ({who or 'unknown'}) died") is not None:
+            reclaimed.append(t.number)
     return reclaimed

@@ -5,14 +5,15 @@ import csv
 import io
 import json
 
+from hwnas.evaluators.metrics import REGISTRY
+
 FORMATS = ("table", "json", "csv")
 
 
 def _cell(key: str, value) -> str:
-    if key in ("macs", "params", "expected_macs"):
-        return f"{value / 1e6:.3f} M"
-    if key in ("latency_ms", "expected_latency_ms"):
-        return f"{value:.3f}"
+    """A metric as the registry shows it; anything else plainly (floats to 4 places)."""
+    if key in REGISTRY:
+        return REGISTRY[key].show(value)
     if isinstance(value, list):
         return "/".join(_cell("", v) for v in value)
     if isinstance(value, float):

@@ -10,7 +10,10 @@ from pathlib import Path
 import optuna
 from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock, JournalStorage
 
-from .config import CONFIG_FILE, OBJECTIVES, RunConfig, save_config
+from hwnas.evaluators.metrics import OBJECTIVES
+
+from . import attrs
+from .config import CONFIG_FILE, RunConfig, save_config
 from .errors import UsageError
 from .samplers import Screen, make_sampler
 
@@ -79,12 +82,12 @@ def open_study(config: RunConfig, screen: Screen | None = None) -> optuna.Study:
             study = optuna.create_study(study_name=config.study, storage=storage,
                                         directions=[OBJECTIVES[o] for o in config.objectives])
             study.set_metric_names(list(config.objectives))
-            study.set_user_attr("identity", config.identity())
+            study.set_user_attr(attrs.IDENTITY, config.identity())
         except optuna.exceptions.DuplicatedStudyError:  # a second `search run` made it just now
             names.add(config.study)
     if config.study in names:
         study = optuna.load_study(study_name=config.study, storage=storage)
-        stored = study.user_attrs.get("identity")
+        stored = study.user_attrs.get(attrs.IDENTITY)
         # A key an older study did not record counts as that option's default.
         defaults = RunConfig(space=config.space).identity()
         if stored is not None and any(stored.get(k, defaults[k]) != v for k, v in config.identity().items()):
@@ -92,7 +95,7 @@ def open_study(config: RunConfig, screen: Screen | None = None) -> optuna.Study:
                              for k, v in config.identity().items() if stored.get(k, defaults[k]) != v)
             raise UsageError(f"study {config.study!r} in {path.parent} was run with {diff}; "
                              f"pass the same options or choose a new --study")
-    study.set_user_attr("config", config.as_dict())
+    study.set_user_attr(attrs.CONFIG, config.as_dict())
     save_config(config, path.parent / CONFIG_FILE)
     # A continued study reseeds from its size, so a seeded sampler does not replay its first asks.
     study.sampler = make_sampler(config.sampler, config.seed + len(study.trials), screen)
@@ -112,7 +115,7 @@ def load_study(directory: str, name: str) -> optuna.Study:
 
 def study_config(study: optuna.Study) -> RunConfig:
     """The configuration a study was last run with (stored by ``search run``)."""
-    stored = study.user_attrs.get("config")
+    stored = study.user_attrs.get(attrs.CONFIG)
     if stored is None:
         raise UsageError(f"study {study.study_name!r} holds no run configuration; was it made by `search run`?")
     known = {f.name for f in dataclasses.fields(RunConfig)} - {"objectives"}  # others' options: ignored

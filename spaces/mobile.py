@@ -3,9 +3,10 @@ and squeeze-excitation an Optuna trial samples, with strides scaled to the input
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .genotype import Exit, Genotype, Head, Stage, Stem
+from .space import Evaluated, Space, Suggests
 
 STAGE_WIDTHS = ((8, 16, 24), (16, 24, 32), (24, 32, 48), (32, 48, 64))
 
@@ -25,7 +26,8 @@ def stage_strides(input_shape: tuple[int, int, int], num_stages: int) -> tuple[i
 @dataclass(frozen=True)
 class MobileSpace:
     name: str = "mobile"
-    evaluator: str = "train"  # how its trials are evaluated (evaluators.evaluation_for)
+    evaluated: Evaluated = Evaluated.TRAINED
+    supports_exits: bool = True
     exits: bool = False  # also sample early-exit heads after the middle stages
     stem_widths: tuple[int, ...] = (8, 16, 24)
     stage_widths: tuple[tuple[int, ...], ...] = STAGE_WIDTHS
@@ -61,13 +63,18 @@ class MobileSpace:
     def _exit_places(self) -> range:
         return range(1, len(self.stage_widths) - 1)
 
-    def sample(self, trial, input_shape: tuple[int, int, int]) -> Genotype:
+    def with_exits(self) -> Space:
+        return replace(self, exits=True)
+
+    def sample(self, trial: Suggests, input_shape: tuple[int, int, int] | None) -> Genotype:
         """Ask ``trial`` for every choice (a fixed set of names, so model-based samplers see one
         space) and decode them into a genotype."""
         p = {name: trial.suggest_categorical(name, list(options)) for name, options in self.choices().items()}
         return self.decode(p, input_shape)
 
-    def decode(self, p: dict, input_shape: tuple[int, int, int]) -> Genotype:
+    def decode(self, p: dict, input_shape: tuple[int, int, int] | None) -> Genotype:
+        if input_shape is None:
+            raise ValueError("the mobile space scales its strides to the input: give its shape")
         stem_stride, strides = stage_strides(input_shape, len(self.stage_widths))
         act = p["act"]
         stages = tuple(

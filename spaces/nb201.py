@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .space import Evaluated, Suggests
+
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))  # (to, from), in arch-string order
 DATASETS = ("cifar10", "cifar100", "imagenet")  # imagenet = ImageNet16-120
@@ -77,7 +79,8 @@ def canonical(cell: Cell) -> Cell:
 @dataclass(frozen=True)
 class NB201Space:
     name: str = "nb201"
-    evaluator: str = "tabular"  # how its trials are evaluated (evaluators.evaluation_for)
+    evaluated: Evaluated = Evaluated.TABLE
+    supports_exits: bool = False
 
     @property
     def description(self) -> str:
@@ -86,11 +89,14 @@ class NB201Space:
     def choices(self) -> dict[str, tuple]:
         return {f"e{i}{to}": OPS for to, i in EDGES}  # e01: the edge from node 0 to node 1
 
-    def sample(self, trial, input_shape=None) -> Cell:
+    def with_exits(self) -> NB201Space:
+        raise ValueError("the nb201 space has no early exits")
+
+    def sample(self, trial: Suggests, input_shape: tuple[int, int, int] | None = None) -> Cell:
         return self.decode({name: trial.suggest_categorical(name, list(options))
                             for name, options in self.choices().items()})
 
-    def decode(self, params: dict, input_shape=None) -> Cell:
+    def decode(self, params: dict, input_shape: tuple[int, int, int] | None = None) -> Cell:
         return Cell(tuple(params[name] for name in self.choices()))
 
     def canonical(self, cell: Cell) -> Cell:

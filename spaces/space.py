@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import enum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, Union
 
-from .genotype import Genotype
-from .nb201 import Cell
+if TYPE_CHECKING:
+    from .genotype import Genotype
+    from .nb201 import Cell
 
-Architecture = Genotype | Cell  # what a space's choices decode to; str() is its text form
+Architecture = Union["Genotype", "Cell"]  # what a space's choices decode to; str() is its text form
 
 
 class Evaluated(enum.Enum):

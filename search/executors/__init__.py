@@ -1,4 +1,40 @@
-"""Where trials are evaluated: in this process or on Ray, behind one protocol."""
-from .base import LocalExecutor, Outcome, make_executor, run_one
+"""Where trials are evaluated: in this process or on Ray, behind one protocol (``Executor``)."""
+from __future__ import annotations
 
-__all__ = ["LocalExecutor", "Outcome", "make_executor", "run_one"]
+import os
+
+from hwnas.evaluators import Evaluation
+
+from .base import Evaluate, Executor, Outcome, run_one
+from .local import LocalExecutor
+
+__all__ = ["Evaluate", "Executor", "LocalExecutor", "Outcome", "local_defaults", "make_executor", "run_one"]
+
+
+def local_defaults() -> tuple[int, int]:
+    """(GPUs, CPU cores) of this machine, for defaults chosen before any Ray starts."""
+    import torch
+
+    return torch.cuda.device_count(), len(os.sched_getaffinity(0))
+
+
+def make_executor(evaluation: Evaluation, workers: int | None = None, ray_address: str | None = None,
+                  cpus_per_trial: int | None = None, gpus_per_trial: float | None = None,
+                  evaluate: Evaluate | None = None) -> Executor:
+    """This process for a local evaluation (a table) or one worker on this machine; otherwise Ray:
+    a local one started for the run, or the cluster at ``ray_address`` (or $RAY_ADDRESS). Default
+    workers: one per GPU, else one per core (2 workers x 1 thread beat 1 x 2 threads here:
+    benchmarks/ray_throughput.py). ``evaluate`` replaces the evaluation's own (tests inject faults)."""
+    evaluate = evaluate or evaluation.evaluate
+    if evaluation.local:
+        return LocalExecutor(evaluate)
+    address = ray_address or os.environ.get("RAY_ADDRESS") or None
+    if address is None:
+        gpus, cores = local_defaults()
+        if workers is None:
+            workers = gpus if gpus and gpus_per_trial != 0 else cores
+        if workers == 1 and not gpus and cpus_per_trial is None and not gpus_per_trial:
+            return LocalExecutor(evaluate)
+    from .ray import RayExecutor
+
+    return RayExecutor(workers, address, cpus_per_trial, gpus_per_trial, evaluate)

@@ -12,8 +12,9 @@ import ray
 
 from hwnas.evaluators import TrialSpec, evaluate
 
+from .._private import ray_errors_to_stderr
 from ..errors import UsageError
-from .base import Outcome, run_one
+from .base import Evaluate, Outcome, run_one
 from .quiet_gate import Gate, GateClient
 
 MAX_RETRIES = 2
@@ -23,7 +24,7 @@ MAX_RETRIES = 2
 class TrialWorker:
     """Runs trials in one process: torch threads = its CPUs, the GPU Ray gave it if any."""
 
-    def __init__(self, gate, who: int, cpus: int, evaluate) -> None:
+    def __init__(self, gate, who: int, cpus: int, evaluate: Evaluate) -> None:
         import torch
 
         from hwnas.evaluators import quiet
@@ -38,7 +39,7 @@ class TrialWorker:
         return os.getpid()
 
     def run(self, spec: TrialSpec, retries: int) -> Outcome:
-        return replace(run_one(replace(spec, device=self.device), self.evaluate), retries=retries)
+        return run_one(replace(spec, device=self.device), self.evaluate).retried(retries)
 
 
 def _reachable(address: str) -> None:
@@ -53,24 +54,8 @@ def _reachable(address: str) -> None:
                          f"give HOST:PORT of a running head (`ray start --head`)") from None
 
 
-def _errors_to_stderr() -> None:
-    """Ray prints a dead worker's notice on stdout, where our front table goes: send it to stderr
-    (Ray has no switch for it; it looks up this private function at each message)."""
-    from ray._private import worker
-
-    original = getattr(worker, "print_to_stdstream", None)
-    if original is None or getattr(original, "to_stderr", False):
-        return
-
-    def to_stderr(data, **kwargs):
-        original({**data, "is_err": True}, **kwargs)
-
-    to_stderr.to_stderr = True
-    worker.print_to_stdstream = to_stderr
-
-
 def _connect(address: str | None) -> None:
-    _errors_to_stderr()
+    ray_errors_to_stderr()
     quiet = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     if address is None:
         # "local": a fresh Ray for this run, never one somebody else started on this machine
@@ -109,7 +94,11 @@ class RayExecutor:
     already connected to, if any (and then leaves it running on close)."""
 
     def __init__(self, workers: int | None = None, address: str | None = None, cpus_per_trial: int | None = None,
-                 gpus_per_trial: float | None = None, evaluate=evaluate, max_retries: int = MAX_RETRIES) -> None:
+                 gpus_per_trial: float | None = None, evaluate: Evaluate = evaluate,
+                 max_retries: int = MAX_RETRIES) -> None:
+        import torch
+
+        torch.set_num_threads(1)  # the workers own the cores; the asking process only asks, screens and tells
         self._owns_ray = not ray.is_initialized()
         if self._owns_ray:
             _connect(address)

@@ -16,9 +16,12 @@ import optuna
 import torch
 
 from hwnas.evaluators import Recipe, accuracy, count_macs, count_params, train
-from hwnas.evaluators.data import crop_flip
+from hwnas.evaluators.data import Dataset, crop_flip
+from hwnas.evaluators.metrics import Metrics
 from hwnas.evaluators.trial import trial_data
-from hwnas.spaces import build, get_space, parse
+from hwnas.spaces import Evaluated, Genotype, Network, build, get_space, parse
+
+from .. import attrs
 
 from ..errors import UsageError
 from ..pareto import front_trials
@@ -74,12 +77,20 @@ def knee(members: list[optuna.trial.FrozenTrial], directions) -> optuna.trial.Fr
     return min(members, key=lambda t: (scaled(t), t.number))
 
 
-def _most_accurate(members):
-    return min(members, key=lambda t: (-t.user_attrs["accuracy"], t.user_attrs["latency_ms"], t.number))
+def _figures(t: optuna.trial.FrozenTrial) -> tuple[float, float, int]:
+    """Accuracy, latency and MACs of a trained trial (every one of them records all three)."""
+    m = Metrics.from_attrs(t.user_attrs)
+    if m.accuracy is None or m.latency_ms is None or m.macs is None:
+        raise UsageError(f"trial {t.number} lacks accuracy, latency or MACs: was it trained?")
+    return m.accuracy, m.latency_ms, m.macs
 
 
-def _fastest(members):
-    return min(members, key=lambda t: (t.user_attrs["latency_ms"], -t.user_attrs["accuracy"], t.number))
+def _most_accurate(members: list[optuna.trial.FrozenTrial]) -> optuna.trial.FrozenTrial:
+    return min(members, key=lambda t: (-_figures(t)[0], _figures(t)[1], t.number))
+
+
+def _fastest(members: list[optuna.trial.FrozenTrial]) -> optuna.trial.FrozenTrial:
+    return min(members, key=lambda t: (_figures(t)[1], -_figures(t)[0], t.number))
 
 
 def choose(study: optuna.Study, request: ExportRequest) -> tuple[optuna.trial.FrozenTrial, str]:
@@ -91,20 +102,20 @@ def choose(study: optuna.Study, request: ExportRequest) -> tuple[optuna.trial.Fr
                              f"(trials are numbered 0 to {len(trials) - 1})")
         t = trials[request.trial]
         if t.state != optuna.trial.TrialState.COMPLETE:
-            why = f": {t.user_attrs['fail_reason']}" if "fail_reason" in t.user_attrs else ""
+            why = f": {t.user_attrs[attrs.FAIL_REASON]}" if attrs.FAIL_REASON in t.user_attrs else ""
             raise UsageError(f"trial {t.number} of study {study.study_name!r} is {t.state.name}, not COMPLETE{why}")
         return t, f"trial {t.number} as asked"
     members = front_trials(study)
     if not members:
         raise UsageError(f"study {study.study_name!r} has no COMPLETE trial to export")
     within = [t for t in members
-              if (request.max_latency_ms is None or t.user_attrs["latency_ms"] <= request.max_latency_ms)
-              and (request.max_macs is None or t.user_attrs["macs"] <= request.max_macs)]
+              if (request.max_latency_ms is None or _figures(t)[1] <= request.max_latency_ms)
+              and (request.max_macs is None or _figures(t)[2] <= request.max_macs)]
     if not within:
         asked = " and ".join(f"{n} {v:g}" for n, v in (("--max-latency-ms", request.max_latency_ms),
                                                      ("--max-macs", request.max_macs)) if v is not None)
-        lat = [t.user_attrs["latency_ms"] for t in members]
-        macs = [t.user_attrs["macs"] for t in members]
+        lat = [_figures(t)[1] for t in members]
+        macs = [_figures(t)[2] for t in members]
         raise UsageError(f"no front member meets {asked}: the front's {len(members)} members span "
                          f"{min(lat):.3f}-{max(lat):.3f} ms and {min(macs):,}-{max(macs):,} MACs")
     pick = request.pick or ("max-accuracy" if request.budgeted else "knee")
@@ -121,13 +132,14 @@ def _recipe(study: optuna.Study) -> Recipe:
     return study_config(study).recipe()
 
 
-def _trained(genotype, data, recipe: Recipe, on: tuple[torch.Tensor, torch.Tensor]) -> torch.nn.Module:
+def _trained(genotype: Genotype, data: Dataset, recipe: Recipe, on: tuple[torch.Tensor, torch.Tensor]) -> Network:
     torch.manual_seed(recipe.seed)  # as evaluators.trial.evaluate does
     augment = crop_flip if recipe.augment and data.augmentable else None
     return train(build(genotype, data.input_shape, data.num_classes), on, recipe, augment=augment)
 
 
-def _weights(request: ExportRequest, study, trial, genotype, data) -> tuple[torch.nn.Module, dict]:
+def _weights(request: ExportRequest, study: optuna.Study, trial: optuna.trial.FrozenTrial, genotype: Genotype,
+             data: Dataset) -> tuple[Network, dict]:
     """The model with its weights, and how they came about (for the output and the metadata)."""
     recipe = _recipe(study)
     if request.retrain_epochs:
@@ -135,9 +147,9 @@ def _weights(request: ExportRequest, study, trial, genotype, data) -> tuple[torc
         both = tuple(torch.cat(pair) for pair in zip(data.train, data.val))
         model = _trained(genotype, data, recipe, both)
         return model, {"source": "retrained", "data": "train+validation", "recipe": asdict(recipe),
-                       "test_accuracy": accuracy(model, data.test),
+                       **Metrics(test_accuracy=accuracy(model, data.test)).values(),
                        "note": "validation data was trained on: only test accuracy describes these weights"}
-    owner = trial.user_attrs.get("duplicate_of", trial.number)
+    owner = trial.user_attrs.get(attrs.DUPLICATE_OF, trial.number)
     path = weights_path(request.dir, request.study, owner)
     if path.exists():
         model = build(genotype, data.input_shape, data.num_classes)
@@ -147,7 +159,7 @@ def _weights(request: ExportRequest, study, trial, genotype, data) -> tuple[torc
     model = _trained(genotype, data, recipe, data.train)
     return model, {"source": "retrained", "data": "train", "recipe": asdict(recipe),
                    "note": f"trial {owner}'s weights were not kept ({path} missing): retrained with its recipe",
-                   "accuracy": accuracy(model, data.val), "test_accuracy": accuracy(model, data.test)}
+                   **Metrics(accuracy=accuracy(model, data.val), test_accuracy=accuracy(model, data.test)).values()}
 
 
 # ---- writing -------------------------------------------------------------------------------------
@@ -159,7 +171,7 @@ def _load_module(path: Path):
     return module
 
 
-def _onnx(model: torch.nn.Module, x: torch.Tensor, path: Path) -> str:
+def _onnx(model: Network, x: torch.Tensor, path: Path) -> str:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -168,12 +180,12 @@ def _onnx(model: torch.nn.Module, x: torch.Tensor, path: Path) -> str:
                               output_names=["logits"], dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
     except (ImportError, torch.onnx.OnnxExporterError) as e:  # torch wraps a missing `onnx` in the latter
         return f"model.onnx not written: the ONNX exporter is not installed ({e})"
-    return "model.onnx: the full-depth forward" + (" (early exits are in model.py only)"
-                                                   if getattr(model, "exit_after", None) else "")
+    return "model.onnx: the full-depth forward" + (" (early exits are in model.py only)" if len(model.exits) else "")
 
 
-def _write(tmp: Path, model, trial, genotype, data, metadata: dict) -> list[str]:
-    threshold = trial.user_attrs.get("exit_threshold")
+def _write(tmp: Path, model: Network, trial: optuna.trial.FrozenTrial, genotype: Genotype, data: Dataset,
+           metadata: dict) -> list[str]:
+    threshold = Metrics.from_attrs(trial.user_attrs).exit_threshold
     title = f"Trial {trial.number} of study {metadata['study']!r}, exported by hwnas `search export`"
     (tmp / "model.py").write_text(model_source(genotype, data.input_shape, data.num_classes, threshold, title))
     torch.save(model.state_dict(), tmp / "weights.pt")
@@ -190,13 +202,13 @@ def _write(tmp: Path, model, trial, genotype, data, metadata: dict) -> list[str]
     return notes
 
 
-def _exit_note(attrs: dict) -> list[str]:
-    if "exit_rates" not in attrs:
+def _exit_note(m: Metrics) -> list[str]:
+    if m.exit_rates is None or m.exit_threshold is None or m.accuracy is None or m.accuracy_full is None:
         return []
     return [f"early exits: model.py's predict_early_exit leaves at softmax confidence >= "
-            f"{attrs['exit_threshold']:.4f}; validation exit rates "
-            f"{'/'.join(f'{r:.3f}' for r in attrs['exit_rates'])} (main head last), accuracy "
-            f"{attrs['accuracy']:.4f} vs {attrs['accuracy_full']:.4f} at full depth"]
+            f"{m.exit_threshold:.4f}; validation exit rates "
+            f"{'/'.join(f'{r:.3f}' for r in m.exit_rates)} (main head last), accuracy "
+            f"{m.accuracy:.4f} vs {m.accuracy_full:.4f} at full depth"]
 
 
 def export(request: ExportRequest) -> list[str]:
@@ -204,7 +216,7 @@ def export(request: ExportRequest) -> list[str]:
     written when the request is refused or fails (the files go to a temporary folder first)."""
     study = load_study(request.dir, request.study)
     config = study_config(study)
-    if get_space(config.space).evaluator != "train":
+    if get_space(config.space).evaluated is not Evaluated.TRAINED:
         raise UsageError(f"study {request.study!r} is of space {config.space}, read from a table: it has no "
                          f"trained network to export")
     trial, reason = choose(study, request)
@@ -212,17 +224,18 @@ def export(request: ExportRequest) -> list[str]:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UsageError(f"--out {out} exists and is not an empty folder; name a new one")
     data = trial_data(config.dataset, config.data_dir, config.recipe())  # as the trials saw it
-    genotype = parse(trial.user_attrs["genotype"])
+    genotype = parse(trial.user_attrs[attrs.GENOTYPE])
     model, weights = _weights(request, study, trial, genotype, data)
+    figures = Metrics.from_attrs(trial.user_attrs)
     model.eval()
     metadata = {
         "study": request.study, "trial": trial.number, "chosen": reason, "genotype": str(genotype),
-        "metrics": {k: v for k, v in trial.user_attrs.get("metrics", {}).items()},
+        "metrics": figures.values(),
         "objectives": study.metric_names, "dataset": data.name, "input_shape": list(data.input_shape),
         "num_classes": data.num_classes,
         "classes": list(getattr(data, "classes", None) or (str(i) for i in range(data.num_classes))),
         "params": count_params(model), "macs": count_macs(model, data.input_shape),
-        "exit_threshold": trial.user_attrs.get("exit_threshold"), "weights": weights,
+        "exit_threshold": figures.exit_threshold, "weights": weights,
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
@@ -237,11 +250,12 @@ def export(request: ExportRequest) -> list[str]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    a = trial.user_attrs
+    accuracy_, latency_ms, macs = _figures(trial)
+    retrained = Metrics.from_attrs(weights)
     how = (f"trial {weights['trial']}'s trained weights ({weights['path']})" if weights["source"] == "trial"
            else f"retrained on {weights['data']} for {weights['recipe']['epochs']} epochs "
-                f"(test accuracy {weights['test_accuracy']:.4f})")
-    return [f"exported trial {trial.number} ({reason}): accuracy {a['accuracy']:.4f}, "
-            f"latency {a['latency_ms']:.3f} ms, {a['macs']:,} MACs, {a['params']:,} params",
-            f"genotype: {genotype}", f"weights: {how}", *notes, *_exit_note(a),
+                f"(test accuracy {retrained.test_accuracy or 0:.4f})")
+    return [f"exported trial {trial.number} ({reason}): accuracy {accuracy_:.4f}, "
+            f"latency {latency_ms:.3f} ms, {macs:,} MACs, {figures.params or 0:,} params",
+            f"genotype: {genotype}", f"weights: {how}", *notes, *_exit_note(figures),
             f"wrote {out}/: {', '.join(metadata['files'])}"]

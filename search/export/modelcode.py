@@ -8,14 +8,9 @@ from __future__ import annotations
 
 import inspect
 
-from hwnas.spaces import Genotype, blocks
+from hwnas.spaces import Genotype, blocks, layout
+from hwnas.spaces.builder import NEVER
 from hwnas.spaces.genotype import Stage
-
-NEVER = 2.0  # a threshold no softmax confidence reaches: the exits are never taken
-
-
-def _side(side: int, stride: int) -> int:
-    return -(-side // stride)  # "same" padding with an odd kernel: ceil(side / stride)
 
 
 def _cell(stage: Stage, cin: int, stride: int) -> str:
@@ -56,44 +51,39 @@ def _blocks_source(g: Genotype) -> str:
 def model_source(genotype: Genotype, input_shape: tuple[int, int, int], num_classes: int,
                  exit_threshold: float | None = None, title: str = "") -> str:
     g = genotype
-    c, h, w = input_shape
-    exits = {e.after: (k, e) for k, e in enumerate(g.exits)}
+    c = input_shape[0]
+    plan = layout(genotype, input_shape)
     threshold = NEVER if exit_threshold is None else float(exit_threshold)
-
+    shape = "x".join(map(str, plan.stem_shape))
     init = [f"self.stem = ConvBnAct({c}, {g.stem.channels}, {g.stem.kernel}, stride={g.stem.stride}, "
-            f"act=\"{g.stem.act}\")  # -> {g.stem.channels}x{_side(h, g.stem.stride)}x{_side(w, g.stem.stride)}",
-            "self.stages = nn.ModuleList(["]
-    h, w = _side(h, g.stem.stride), _side(w, g.stem.stride)
-    cin, widths = g.stem.channels, []
-    for i, stage in enumerate(g.stages):
-        h, w = _side(h, stage.stride), _side(w, stage.stride)
-        init.append(f"    nn.Sequential(  # stage {i}: {stage} -> {stage.channels}x{h}x{w}")
-        for r in range(stage.repeats):
-            init.append(f"        {_cell(stage, cin, stage.stride if r == 0 else 1)},")
-            cin = stage.channels
+            f"act=\"{g.stem.act}\")  # -> {shape}", "self.stages = nn.ModuleList(["]
+    for s in plan.stages:
+        init.append(f"    nn.Sequential(  # stage {s.index}: {s.stage} -> {'x'.join(map(str, s.out_shape))}")
+        init += [f"        {_cell(s.stage, cin, stride)}," for cin, stride in s.cells]
         init.append("    ),")
-        widths.append(cin)
     init.append("])")
     if g.exits:
         init.append("self.exits = nn.ModuleList([")
-        for e in g.exits:
-            init.append(f"    {_head(widths[e.after], e.channels, act=e.act)},  # after stage {e.after}")
+        for s in plan.stages:
+            if s.exit:
+                e = s.exit[1]
+                init.append(f"    {_head(s.out_shape[0], e.channels, act=e.act)},  # after stage {s.index}")
         init.append("])")
         init.append("self.exit_threshold = exit_threshold")
-    init.append(f"self.head = {_head(cin, g.head.channels, g.head.hidden, g.head.act, g.head.dropout)}")
+    init.append(f"self.head = {_head(plan.head_channels, g.head.channels, g.head.hidden, g.head.act, g.head.dropout)}")
 
-    forward = ["x = self.stem(x)"] + [f"x = self.stages[{i}](x)" for i in range(len(g.stages))]
+    forward = ["x = self.stem(x)"] + [f"x = self.stages[{s.index}](x)" for s in plan.stages]
     forward.append("return self.head(x)")
 
     methods = [_method("forward(self, x: torch.Tensor) -> torch.Tensor",
                        "Full depth: every stage, then the main head. Returns logits.", forward)]
     if g.exits:
         both, dynamic = ["x = self.stem(x)"], ["x = self.stem(x)"]
-        for i in range(len(g.stages)):
-            both.append(f"x = self.stages[{i}](x)")
-            dynamic.append(f"x = self.stages[{i}](x)")
-            if i in exits:
-                k = exits[i][0]
+        for s in plan.stages:
+            both.append(f"x = self.stages[{s.index}](x)")
+            dynamic.append(f"x = self.stages[{s.index}](x)")
+            if s.exit:
+                k = s.exit[0]
                 both.append(f"exit{k} = self.exits[{k}](x)")
                 dynamic += [f"logits = self.exits[{k}](x)", "if self.confident(logits):",
                             f"    return logits, {k}"]

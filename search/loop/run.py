@@ -1,85 +1,56 @@
-"""The ask/tell loop: the Optuna study is the single source of truth; executors only evaluate."""
+"""The search loop: ask, evaluate, tell, until the study holds ``config.trials`` COMPLETE trials.
+
+The Optuna study is the single source of truth; executors only evaluate, observers only watch.
+One trial's handling lives in ``loop.trial``; this module holds the loop around it.
+"""
 from __future__ import annotations
 
-import math
 import sys
 import time
+from collections.abc import Sequence
 
 import optuna
-import torch
 
-from hwnas.evaluators import TrialSpec, evaluation_for, quiet
+from hwnas.evaluators import Evaluation, TrialSpec, evaluation_for, quiet
 from hwnas.evaluators.data import DataError
 from hwnas.evaluators.latency import device_problem
-from hwnas.spaces import get_space
+from hwnas.spaces import Space, get_space
 
+from .. import attrs
 from ..config import RunConfig
 from ..errors import UsageError
-from ..executors import LocalExecutor, Outcome, make_executor
+from ..executors import Executor, make_executor
+from ..observers import FrontFiles, Observer, Progress, Store, Tracker
+from ..recovery import THIS_PROCESS, abandon, reclaim_abandoned
 from ..samplers import screen_for
-from ..recovery import OWNER, abandon, reclaim_abandoned
 from ..study import journal_path, open_study
-from ..observers.tracking import Store, Tracker
-from ..weights import save_weights
+from . import trial as one
 
 Complete, Running = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING
 
 
-def _complete(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    return study.get_trials(deepcopy=False, states=(Complete,))
-
-
-class Progress:
-    """One line per finished trial on stderr: count, metrics, front size, elapsed and ETA."""
-
-    def __init__(self, target: int, start_count: int, stream=None) -> None:
-        self.target, self.start_count, self.stream = target, start_count, stream
-        self.t0 = time.perf_counter()
-
-    @staticmethod
-    def _clock(seconds: float) -> str:
-        seconds = int(seconds)
-        return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-
-    def trial(self, done: int, number: int, outcome: str, front: int) -> None:
-        elapsed = time.perf_counter() - self.t0
-        new = done - self.start_count
-        eta = elapsed / new * (self.target - done) if new > 0 else math.nan
-        eta_text = self._clock(eta) if math.isfinite(eta) else "?"
-        width = len(str(self.target))
-        print(f"[{done:>{width}}/{self.target}] trial {number:<4} {outcome}  | front {front} | "
-              f"elapsed {self._clock(elapsed)} eta {eta_text}", file=self.stream or sys.stderr, flush=True)
-
-
-def _describe(metrics: dict) -> str:
-    parts = [f"acc {metrics['accuracy']:.4f}", f"lat {metrics['latency_ms']:.3f} ms"]
-    text = "  ".join(parts + [f"{k} {metrics[k] / 1e6:.3f} M" for k in ("macs", "params") if k in metrics])
-    if "exit_rates" in metrics:
-        text += (f"  exits: full acc {metrics['accuracy_full']:.4f}, expected macs "
-                 f"{metrics['expected_macs'] / 1e6:.3f} M, rates {'/'.join(f'{r:.2f}' for r in metrics['exit_rates'])}")
-    return text
-
-
-def run_search(config: RunConfig, executor=None, progress: bool = True, track: bool = True) -> optuna.Study:
-    """Ask, evaluate and tell until the study holds ``config.trials`` COMPLETE trials; with ``track``,
-    log each told trial and the study to MLflow (search.tracking)."""
-    recipe = config.recipe()
+def run_search(config: RunConfig, executor: Executor | None = None, progress: bool = True, track: bool = True,
+               callbacks: Sequence[Observer] = ()) -> optuna.Study:
+    """Run (or continue) the search ``config`` describes. Observers see every told trial: the
+    ``callbacks`` given, the front files beside the study, the MLflow tracker (``track``) and the
+    progress line (``progress``)."""
     problem = device_problem(config.device, check_available=True)
     if problem:
         raise UsageError(problem)
-    space = get_space(config.space, **({"exits": True} if config.exits else {}))
+    space = get_space(config.space, exits=config.exits)
     try:  # read the data first: a data set that cannot be read leaves no study behind
-        evaluation = evaluation_for(space.evaluator, config.dataset, config.data_dir, recipe, config.device)
+        evaluation = evaluation_for(space.evaluated, config.dataset, config.data_dir, config.recipe(), config.device)
     except DataError as e:
         raise UsageError(str(e)) from None
-    # a table is read in this process (evaluation.lookup): no workers to start for it
-    executor = executor or (LocalExecutor() if evaluation.lookup else make_executor(
-        config.workers, config.ray_address, config.cpus_per_trial, config.gpus_per_trial))
-    if not isinstance(executor, LocalExecutor):
-        torch.set_num_threads(1)  # workers own the cores; this process only asks, screens and tells
+    executor = executor or make_executor(evaluation, config.workers, config.ray_address, config.cpus_per_trial,
+                                         config.gpus_per_trial)
     try:
         study = open_study(config, screen_for(space, evaluation))
-        tracker = Tracker(study, config) if track else None
+        observers: list[Observer] = [*callbacks, FrontFiles(journal_path(config.dir, config.study).parent)]
+        if track:
+            observers.append(Tracker(study, config))
+        if progress:
+            observers.append(Progress(study, config.trials))
     except BaseException:
         executor.close()
         raise
@@ -91,35 +62,41 @@ def run_search(config: RunConfig, executor=None, progress: bool = True, track: b
             print(f"MLflow: experiment {config.study!r} in {Store.resolve().uri} (`search ui` to browse)",
                   file=sys.stderr)
         print(f"trials run in {executor.description}", file=sys.stderr)
-    for number in reclaim_abandoned(study):
-        print(f"trial {number} was left running by a search process that died: failed, queued again",
-              file=sys.stderr)
-        if tracker:
-            tracker.trial(study, study.trials[number])
-    # genotype text -> metrics of a COMPLETE trial: an equal genotype is not trained again
-    complete = _complete(study)
-    known = {t.user_attrs["genotype"]: (t.number, t.user_attrs["metrics"]) for t in complete
-             if "metrics" in t.user_attrs}
-    done = len(complete)
-    report = Progress(config.trials, done) if progress else None
-    in_flight: dict[int, optuna.trial.Trial] = {}
-
-    def finish(trial: optuna.trial.Trial, metrics: dict) -> None:
-        nonlocal done
-        trial.set_user_attr("metrics", metrics)
-        for key, value in metrics.items():
-            trial.set_user_attr(key, value)
-        told = study.tell(trial, [metrics[o] for o in config.objectives])
-        if tracker:
-            tracker.trial(study, told)
-        known.setdefault(trial.user_attrs["genotype"], (trial.number, metrics))
-        done += 1
-        if report:
-            report.trial(done, trial.number, _describe(metrics), len(study.best_trials))
-
+    completed = False
     # This process's own work (screening, telling, logging) holds the cores like a training step:
     # a trial on the same cores times its model only while it pauses (evaluators.quiet).
     quiet.install(executor.driver_quiet())
+    try:
+        _optimize(study, config, space, evaluation, executor, observers)
+        completed = True
+    finally:
+        quiet.install(quiet.Alone())
+        executor.close()
+        for observer in observers:
+            observer.close(study, completed)
+    return study
+
+
+def _notify(observers: Sequence[Observer], study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    for observer in observers:
+        observer(study, trial)
+
+
+def _optimize(study: optuna.Study, config: RunConfig, space: Space, evaluation: Evaluation, executor: Executor,
+              observers: Sequence[Observer]) -> None:
+    """Keep the executor full until the study holds ``config.trials`` COMPLETE trials. On any
+    exception the trials in flight are abandoned (failed with the reason, queued to run again)."""
+    for number in reclaim_abandoned(study):
+        print(f"trial {number} was left running by a search process that died: failed, queued again",
+              file=sys.stderr)
+        _notify(observers, study, study.trials[number])
+    recipe = config.recipe()
+    # genotype text -> a COMPLETE trial of it: an equal genotype is not trained again
+    known: dict[str, optuna.trial.FrozenTrial] = {}
+    for t in study.get_trials(deepcopy=False, states=(Complete,)):
+        if attrs.GENOTYPE in t.user_attrs:
+            known.setdefault(t.user_attrs[attrs.GENOTYPE], t)
+    in_flight: dict[int, optuna.trial.Trial] = {}
     try:
         while True:
             with quiet.training():
@@ -127,67 +104,37 @@ def run_search(config: RunConfig, executor=None, progress: bool = True, track: b
                 states = [t.state for t in study.get_trials(deepcopy=False, states=(Complete, Running))]
                 done, running = states.count(Complete), states.count(Running)
                 if done >= config.trials and not in_flight:
-                    break
+                    return
                 while len(in_flight) < executor.capacity and done + running < config.trials:
                     trial = study.ask()
                     in_flight[trial.number] = trial  # from here on, an interrupt abandons it
-                    trial.set_user_attr("owner", OWNER)
-                    genotype = str(space.sample(trial, evaluation.input_shape))
-                    trial.set_user_attr("genotype", genotype)
-                    if genotype in known or evaluation.lookup:  # no executor needed
-                        if genotype in known:
-                            original, metrics = known[genotype]
-                            trial.set_user_attr("duplicate_of", original)
-                        else:  # a table: read here
-                            metrics = evaluation.lookup(genotype)
-                        finish(trial, metrics)
+                    trial.set_user_attr(attrs.OWNER, THIS_PROCESS)
+                    genotype = one.sample(trial, space, evaluation)
+                    if genotype in known:
                         del in_flight[trial.number]
+                        _notify(observers, study, one.tell_duplicate(study, trial, known[genotype], config.objectives))
+                        done += 1
                         continue
                     executor.submit(TrialSpec(trial.number, genotype, config.dataset, recipe, config.device,
-                                              config.data_dir, config.threads,
-                                              exit_tolerance=config.exit_tolerance))
+                                              config.data_dir, config.threads, exit_tolerance=config.exit_tolerance))
                     running += 1
             if in_flight:
                 outcomes = executor.wait()
                 with quiet.training():
                     for outcome in outcomes:
-                        _record(study, in_flight[outcome.spec.number], outcome, finish, report, done, tracker)
-                        if outcome.weights is not None:
-                            save_weights(config.dir, config.study, outcome.spec.number, outcome.weights)
-                        del in_flight[outcome.spec.number]
+                        told = one.tell_outcome(study, in_flight.pop(outcome.spec.number), outcome,
+                                                config.objectives, config.dir)
+                        if told.state == Complete:
+                            known.setdefault(told.user_attrs[attrs.GENOTYPE], told)
+                        _notify(observers, study, told)
             elif done < config.trials:  # the last trials run in another process: wait for them
                 time.sleep(1.0)
                 reclaim_abandoned(study)
     except BaseException as e:
-        # In-flight trials are abandoned, not finished: failed with the reason, queued to run again.
         reason = ("interrupted (Ctrl-C) before it finished" if isinstance(e, KeyboardInterrupt)
                   else f"the search stopped before it finished ({type(e).__name__}: {e})")
         for trial in in_flight.values():
-            try:
-                abandon(study, trial, reason)
-            except optuna.exceptions.UpdateFinishedTrialError:
-                continue  # told just before the interrupt
-            if tracker:
-                tracker.trial(study, study.trials[trial.number])
+            told = abandon(study, trial, reason)
+            if told is not None:
+                _notify(observers, study, told)
         raise
-    finally:
-        quiet.install(quiet.Alone())
-        executor.close()
-        if tracker:
-            tracker.finish(study, completed=done >= config.trials)
-    return study
-
-
-def _record(study, trial, outcome: Outcome, finish, report, done: int, tracker=None) -> None:
-    trial.set_user_attr("device", outcome.spec.device)
-    if outcome.retries:
-        trial.set_user_attr("retries", outcome.retries)
-    if outcome.metrics is not None:
-        finish(trial, outcome.metrics)
-        return
-    trial.set_user_attr("fail_reason", outcome.error)
-    told = study.tell(trial, state=optuna.trial.TrialState.FAIL)
-    if tracker:
-        tracker.trial(study, told)
-    if report:
-        report.trial(done, trial.number, f"FAILED: {outcome.error}", len(study.best_trials))

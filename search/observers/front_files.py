@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import optuna
@@ -17,9 +18,10 @@ PARETO_PNG = "pareto.png"
 PLOT_EVERY_S = 5.0  # a plot costs ~0.2 s of this process: redrawn at most this often, and at the end
 
 
-def _replace(path: Path, write) -> None:
-    """Write through a temporary file, so a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
+def _replace(path: Path, write: Callable[[Path], object]) -> None:
+    """Write through a temporary file of this process's own (two `search run`s may share a study),
+    so a reader never sees half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     write(tmp)
     os.replace(tmp, path)
 

@@ -20,6 +20,10 @@ from pathlib import Path
 
 import optuna
 
+from hwnas.evaluators.metrics import REGISTRY, Metrics
+from hwnas.spaces import GenotypeError, parse
+
+from .. import attrs
 from ..config import RunConfig
 from ..pareto import front_figure, front_rows, study_hypervolume
 from ..report import render
@@ -32,7 +36,6 @@ MLFLOW_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_
                    "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_LOGGING_LEVEL": "WARNING"}
 TS = optuna.trial.TrialState
 STATUS = {TS.COMPLETE: "FINISHED", TS.FAIL: "FAILED", TS.PRUNED: "KILLED"}  # trial state -> run status
-UID_ATTR = "mlflow_uid"  # study user attribute: tells apart studies that share a name
 
 
 def default_store() -> Path:
@@ -115,8 +118,8 @@ class Tracker:
         self._runs: dict[int, Logged] = {}
         self._guard(self._open, study)
 
-    # -- the hooks the driver calls ------------------------------------------------------------
-    def trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    # -- the observer: called by the loop ------------------------------------------------------
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         """After a trial is told COMPLETE or FAIL: log its run, then relabel the front."""
         def log() -> None:
             front = self._front(study)
@@ -124,7 +127,7 @@ class Tracker:
             self._relabel(front)
         self._guard(log)
 
-    def finish(self, study: optuna.Study, completed: bool = True) -> None:
+    def close(self, study: optuna.Study, completed: bool = True) -> None:
         """At the end of a run (and for `search sync`): log every finished trial MLflow lacks,
         relabel the front, and give the parent run the front, its plot and the hypervolume."""
         def log() -> None:
@@ -169,10 +172,10 @@ class Tracker:
             self._experiment = exp.experiment_id
             if exp.lifecycle_stage == "deleted":
                 c.restore_experiment(exp.experiment_id)
-        self._uid = study.user_attrs.get(UID_ATTR)
+        self._uid = study.user_attrs.get(attrs.MLFLOW_UID)
         if self._uid is None:
             self._uid = uuid.uuid4().hex
-            study.set_user_attr(UID_ATTR, self._uid)
+            study.set_user_attr(attrs.MLFLOW_UID, self._uid)
         self._parent = None
         token = None
         while True:  # every run of this study, in pages
@@ -215,7 +218,7 @@ class Tracker:
         known = self._runs.get(t.number)
         if t.state not in STATUS or (known and known.finished):
             return
-        c, cfg, attrs = self._client, self.config, t.user_attrs
+        c, cfg, ta = self._client, self.config, t.user_attrs
         if known:
             run_id = known.run_id
             self.repaired += 1  # a run left half-logged (a crash while logging)
@@ -226,21 +229,21 @@ class Tracker:
             self.created += 1
         pareto = "true" if t.number in front else "false"
         tags = {"state": t.state.name, "sampler": cfg.sampler, "pareto": pareto}
-        tags.update({k: str(attrs[k]) for k in ("duplicate_of", "device", "retries") if k in attrs})
-        if "fail_reason" in attrs:
-            tags["fail_reason"] = str(attrs["fail_reason"])[:5000]
-        genotype = attrs.get("genotype", "")
-        params = {"genotype": genotype, **t.params, "dataset": cfg.dataset, "space": cfg.space,
+        tags.update({k: str(ta[k]) for k in (attrs.DUPLICATE_OF, attrs.DEVICE, attrs.RETRIES) if k in ta})
+        if attrs.FAIL_REASON in ta:
+            tags[attrs.FAIL_REASON] = str(ta[attrs.FAIL_REASON])[:5000]
+        genotype = ta.get(attrs.GENOTYPE, "")
+        params = {attrs.GENOTYPE: genotype, **t.params, "dataset": cfg.dataset, "space": cfg.space,
                   **{f"recipe.{k}": v for k, v in dataclasses.asdict(cfg.recipe()).items()}}
         now = _ms(t.datetime_complete)
-        metrics = [Metric(k, float(v), now, 0) for k, v in attrs.get("metrics", {}).items()
+        figures = Metrics.from_attrs(ta).values()
+        metrics = [Metric(k, float(v), now, 0) for k, v in figures.items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool)]
         c.log_batch(run_id, metrics=metrics, params=[Param(k, str(v)) for k, v in params.items()],
                     tags=[RunTag(k, v) for k, v in tags.items()])
         if genotype:
-            document, summary = self._describe(genotype, attrs.get("metrics", {}))
-            c.log_dict(run_id, document, "genotype.json")
-            c.log_text(run_id, summary, "model_summary.txt")
+            c.log_dict(run_id, _document(genotype), "genotype.json")
+            c.log_text(run_id, ta.get(attrs.MODEL_SUMMARY) or _no_summary(genotype, t), "model_summary.txt")
         c.set_terminated(run_id, STATUS[t.state], end_time=now)
         self._runs[t.number] = Logged(run_id, True, pareto)
 
@@ -252,38 +255,6 @@ class Tracker:
                 self._client.set_tag(logged.run_id, "pareto", want)
                 self._runs[number] = dataclasses.replace(logged, pareto=want)
                 self.relabelled += 1
-
-    def _describe(self, genotype: str, metrics: dict) -> tuple[dict, str]:
-        """The genotype as JSON, and a printable summary of the model it builds."""
-        from torch import nn
-
-        from hwnas.evaluators.trial import trial_data
-        from hwnas.spaces import GenotypeError, build, parse
-
-        try:
-            g = parse(genotype)
-        except GenotypeError as e:
-            return {"text": genotype, "error": str(e)}, f"genotype: {genotype}\ndoes not parse: {e}\n"
-        document = {"text": genotype, **dataclasses.asdict(g)}
-        data = trial_data(self.config.dataset, self.config.data_dir, self.config.recipe())
-        lines = [f"genotype: {genotype}",
-                 f"input: {'x'.join(map(str, data.input_shape))}, classes: {data.num_classes}"]
-        lines += [f"{k}: {metrics[k]:,}" for k in ("params", "macs") if k in metrics]
-        try:
-            model = build(g, data.input_shape, data.num_classes)
-        except Exception as e:  # the reason the trial failed, perhaps: say so in the summary
-            return document, "\n".join(lines + [f"does not build: {type(e).__name__}: {e}"]) + "\n"
-        sections = {"stem": [g.stem], "stages": list(g.stages), "exits": list(g.exits), "head": [g.head]}
-        lines.append("\nparams per part:")
-        for name, part in model.named_children():
-            subs = list(part) if isinstance(part, nn.ModuleList) else [part]
-            for i, sub in enumerate(subs):
-                label = f"{name}[{i}]" if isinstance(part, nn.ModuleList) else name
-                stated = sections.get(name, [])
-                section = stated[i] if i < len(stated) else ""
-                lines.append(f"  {label:<10} {sum(p.numel() for p in sub.parameters()):>10,}  {section}")
-        lines += ["", repr(model)]
-        return document, "\n".join(lines) + "\n"
 
     def _log_study(self, study: optuna.Study, front: set[int], status: str) -> None:
         from mlflow.entities import Metric
@@ -301,3 +272,22 @@ class Tracker:
         c.log_text(self._parent, render(front_rows(study), "csv") + "\n", "front.csv")
         c.log_figure(self._parent, front_figure(study, front), "pareto.png")
         c.set_terminated(self._parent, status)
+
+
+def _document(genotype: str) -> dict:
+    """The genotype as JSON: its text and its fields (read from the text: no data set needed)."""
+    try:
+        return {"text": genotype, **dataclasses.asdict(parse(genotype))}
+    except GenotypeError as e:  # a table's cell, or text from elsewhere
+        return {"text": genotype, "error": str(e)}
+
+
+def _no_summary(genotype: str, trial: optuna.trial.FrozenTrial) -> str:
+    """For a trial that carries no summary (it failed before building, a table's row, or a study
+    written before trials kept one): what is known of it."""
+    figures = Metrics.from_attrs(trial.user_attrs).values()
+    lines = [f"genotype: {genotype}", *(f"{k}: {REGISTRY[k].show(v)}" for k, v in figures.items()),
+             "", f"(no model summary: trial {trial.number} is {trial.state.name} and did not record one)"]
+    if attrs.FAIL_REASON in trial.user_attrs:
+        lines.append(f"fail reason: {trial.user_attrs[attrs.FAIL_REASON]}")
+    return "\n".join(lines) + "\n"

@@ -33,6 +33,14 @@ from optuna.trial import FrozenTrial, TrialState
 from scipy.linalg import cho_solve, solve_triangular
 from scipy.special import ndtr
 
+from hwnas.evaluators import Evaluation
+from hwnas.evaluators.metrics import Metrics
+from hwnas.spaces import Space
+
+from .. import attrs
+from .._private import set_trial_user_attr
+from ..pareto import improvement, nondominated
+
 ENUMERATE_LIMIT = 20_000  # spaces with at most this many choice combinations are screened whole
 SEEN = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.FAIL, TrialState.PRUNED)
 
@@ -41,7 +49,7 @@ SEEN = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.FAIL, TrialState.PRU
 class Candidate:
     key: str  # equal keys: the same network
     features: tuple[float, ...]  # what the surrogate model reads
-    cheap: dict  # metrics known before training
+    cheap: Metrics  # the figures known before training
 
 
 @dataclass(frozen=True)
@@ -89,23 +97,6 @@ class _GP:
         return (ks @ self.alpha.astype(np.float32)) * self.scale + self.mean, np.sqrt(var) * self.scale
 
 
-def improvement(points: np.ndarray, front: np.ndarray) -> np.ndarray:
-    """Hypervolume each point (rows, minimised, in [0, 1]) adds to ``front``, reference 1: the
-    volume it dominates that ``front`` does not, sliced along the first objective."""
-    if points.shape[1] == 0:
-        return np.full(len(points), float(len(front) == 0))
-    if points.shape[1] == 1:
-        return np.clip(front[:, 0].min(initial=1.0) - points[:, 0], 0, None)
-    steps = np.unique(np.clip(front[:, 0], 0, 1))
-    bounds = np.concatenate([[0.0], steps, [1.0]])
-    total = np.zeros(len(points))
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
-        width = np.clip(hi - np.maximum(points[:, 0], lo), 0, None)
-        if width.any():
-            total += width * improvement(points[:, 1:], front[front[:, 0] <= lo, 1:])
-    return total
-
-
 def expected_improvement(mu: np.ndarray, sd: np.ndarray, cheap: np.ndarray, front: np.ndarray) -> np.ndarray:
     """EHVI of candidates whose log error is N(mu, sd^2) and whose cheap objectives (``cheap``
     rows) are exact, against ``front`` (error first). Slicing along the error as in
@@ -121,13 +112,6 @@ def expected_improvement(mu: np.ndarray, sd: np.ndarray, cheap: np.ndarray, fron
                for j, lo in enumerate(bounds[:-1]))
 
 
-def nondominated(points: np.ndarray) -> np.ndarray:
-    """Rows of ``points`` (minimised) that no other row dominates."""
-    keep = [i for i, p in enumerate(points)
-            if not np.any(np.all(points <= p, axis=1) & np.any(points < p, axis=1))]
-    return points[keep]
-
-
 @dataclass(frozen=True)
 class _Pool:
     """Candidates as arrays: one row each."""
@@ -139,10 +123,10 @@ class _Pool:
 
     @staticmethod
     def of(pairs: list[tuple[dict, Candidate]]) -> "_Pool":
-        metrics = tuple(sorted(pairs[0][1].cheap)) if pairs else ()
+        metrics = tuple(sorted(pairs[0][1].cheap.values())) if pairs else ()
         return _Pool([p for p, _ in pairs], [c.key for _, c in pairs],
                      np.array([c.features for _, c in pairs], float).reshape(len(pairs), -1),
-                     np.array([[c.cheap[m] for m in metrics] for _, c in pairs], float).reshape(len(pairs), -1),
+                     np.array([[c.cheap.value(m) for m in metrics] for _, c in pairs], float).reshape(len(pairs), -1),
                      metrics)
 
     def take(self, rows) -> "_Pool":
@@ -200,7 +184,8 @@ class HybridSampler(optuna.samplers.BaseSampler):
 
     @staticmethod
     def _cost(c: Candidate, names: list[str]) -> tuple:
-        return tuple(c.cheap[n] for n in names if n in c.cheap)  # compared in objective order
+        known = c.cheap.values()
+        return tuple(known[n] for n in names if n in known)  # compared in objective order
 
     def _pool(self, names: list[str], history: list[dict]) -> _Pool:
         if self.listable:
@@ -222,7 +207,7 @@ class HybridSampler(optuna.samplers.BaseSampler):
         done = [(t, c) for t, c in described if c is not None and t.state == TrialState.COMPLETE]
         pool = self._pool(names, [t.params for t, _ in done])
         pool = pool.take([i for i, k in enumerate(pool.keys) if k not in tried])
-        study._storage.set_trial_user_attr(trial._trial_id, "screened", self.screened)
+        set_trial_user_attr(study, trial, attrs.SCREENED, self.screened)
         if not pool.keys:  # every network was tried: let the space repeat one
             return self._random_params()
         if len(done) < self.startup:
@@ -256,7 +241,7 @@ class HybridSampler(optuna.samplers.BaseSampler):
         return expected_improvement(mu, sd, cheap[n:], front)
 
 
-def screen_for(space, evaluation) -> Screen:
+def screen_for(space: Space, evaluation: Evaluation) -> Screen:
     """The screen of a space (its choices, canonical form, features) evaluated one way."""
     def describe(params: dict) -> Candidate:
         genotype = space.decode(params, evaluation.input_shape)

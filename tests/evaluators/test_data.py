@@ -188,4 +188,4 @@ def test_real_fashion_mnist_files():
     # a small trial really trains on them: well above chance (0.1) after 125 steps
     m = evaluate(TrialSpec(0, "stem_c8_k3_s1_relu, conv_r1_k3_s2_c16_relu, conv_r1_k3_s2_c32_relu, head_relu",
                            "fashion-mnist", Recipe(epochs=2, batch_size=32, train_subset=2000, augment=False))).metrics
-    assert m["accuracy"] > 0.5 and m["test_accuracy"] > 0.5
+    assert m.accuracy > 0.5 and m.test_accuracy > 0.5

@@ -3,8 +3,10 @@ import optuna
 import pytest
 
 from hwnas.evaluators import evaluation_for
-from hwnas.evaluators.tabular import load_table
-from hwnas.search.samplers.hybrid import HybridSampler, expected_improvement, improvement, nondominated, screen_for
+from hwnas.evaluators.tabular import load_table, lookup
+from hwnas.spaces import Evaluated
+from hwnas.search.pareto import improvement, nondominated
+from hwnas.search.samplers.hybrid import HybridSampler, expected_improvement, screen_for
 from hwnas.search.pareto import hypervolume
 from hwnas.spaces import get_space
 
@@ -43,20 +45,20 @@ def test_expected_improvement_matches_sampling_the_error():
 
 
 def _search(sampler, dataset="cifar10", trials=60):
-    space, ev = get_space("nb201"), evaluation_for("tabular", dataset)
+    space, ev = get_space("nb201"), evaluation_for(Evaluated.TABLE, dataset)
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
     study.set_metric_names(["accuracy", "latency_ms"])
     for _ in range(trials):
         trial = study.ask()
-        m = ev.lookup(str(space.sample(trial)))
-        study.tell(trial, [m["accuracy"], m["latency_ms"]])
-    top = max(r["latency_ms"] for r in load_table(dataset).values())
+        m = lookup(dataset, str(space.sample(trial)))
+        study.tell(trial, [m.accuracy, m.latency_ms])
+    top = max(r.latency_ms for r in load_table(dataset).values())
     values = np.array([t.values for t in study.trials])
     return study, hypervolume(np.column_stack([1 - values[:, 0], values[:, 1] / top])) / 0.631877
 
 
 def test_hybrid_on_nb201_tries_each_network_once_and_beats_random():
-    space, ev = get_space("nb201"), evaluation_for("tabular", "cifar10")
+    space, ev = get_space("nb201"), evaluation_for(Evaluated.TABLE, "cifar10")
     study, ours = _search(HybridSampler(screen_for(space, ev), seed=0))
     _, plain = _search(optuna.samplers.RandomSampler(seed=0))
     networks = {space.canonical(space.decode(t.params)) for t in study.trials}
@@ -67,7 +69,7 @@ def test_hybrid_on_nb201_tries_each_network_once_and_beats_random():
 
 def test_hybrid_on_the_mobile_space_screens_a_pool_per_ask():
     space = get_space("mobile")
-    sampler = HybridSampler(screen_for(space, evaluation_for("train", "digits")), seed=0, startup=3, pool=6)
+    sampler = HybridSampler(screen_for(space, evaluation_for(Evaluated.TRAINED, "digits")), seed=0, startup=3, pool=6)
     study = optuna.create_study(directions=["maximize", "minimize", "minimize"], sampler=sampler)
     study.set_metric_names(["accuracy", "latency_ms", "macs"])
     screened, genotypes = [], set()
@@ -77,7 +79,7 @@ def test_hybrid_on_the_mobile_space_screens_a_pool_per_ask():
         genotypes.add(str(genotype))
         c = sampler.described[tuple(trial.params[n] for n in space.choices())]
         # accuracy stands in for training: larger networks do better, up to a point
-        study.tell(trial, [min(0.99, 0.5 + c.cheap["params"] / 4e4), c.cheap["latency_ms"], c.cheap["macs"]])
+        study.tell(trial, [min(0.99, 0.5 + c.cheap.params / 4e4), c.cheap.latency_ms, c.cheap.macs])
         screened.append(study.trials[-1].user_attrs["screened"])
     assert len(genotypes) == 6
     assert screened[3] - screened[2] >= 4  # after the start-up, each ask screens a pool

@@ -63,8 +63,8 @@ def test_faults_fail_the_trial_and_a_dead_worker_is_retried(local_ray):
         executor.submit(spec(0, lr=1e12))  # a real NaN loss
         executor.submit(spec(1, dataset="nope"))  # an exception in the trial
         out = drain(executor, 2)
-        assert out[0].metrics is None and out[0].error.startswith("TrainingError: loss became nan")
-        assert out[1].metrics is None and out[1].error.startswith("DataError")
+        assert out[0].result is None and out[0].error.startswith("TrainingError: loss became nan")
+        assert out[1].result is None and out[1].error.startswith("DataError")
         assert out[0].spec.device == "cpu" and out[0].retries == 0
 
         # kill the worker running a trial: it is rerun on a fresh worker; killed again, it fails
@@ -77,9 +77,9 @@ def test_faults_fail_the_trial_and_a_dead_worker_is_retried(local_ray):
         assert retries == 1 and ray.get(rerun.pid.remote()) not in pids
         os.kill(ray.get(rerun.pid.remote()), signal.SIGKILL)
         [failed] = executor.wait()
-        assert failed.metrics is None and failed.retries == 1 and failed.error.startswith("worker died 2 times")
+        assert failed.result is None and failed.retries == 1 and failed.error.startswith("worker died 2 times")
         executor.submit(spec(3))
-        assert drain(executor, 1)[3].metrics["accuracy"] > 0.1
+        assert drain(executor, 1)[3].result.metrics.accuracy > 0.1
         assert len(executor.workers()) == 2
     finally:
         executor.close()
@@ -128,7 +128,7 @@ def quiet_probe(marker, spec):
             if len(steps) == 5 and spec.number == 0:
                 open(marker, "w").close()
     metrics = {"timing": timing, "steps": steps, "threads": threads, "train_threads": torch.get_num_threads()}
-    return TrialResult(metrics, weights=b"")  # evaluate's result type; no model, no weights
+    return TrialResult(metrics)  # evaluate's result type (a probe's own figures); no model, no weights
 
 
 def test_a_model_is_never_timed_while_another_trial_trains(local_ray, tmp_path):
@@ -136,7 +136,7 @@ def test_a_model_is_never_timed_while_another_trial_trains(local_ray, tmp_path):
     try:
         executor.submit(spec(0))
         executor.submit(spec(1))
-        out = {n: o.metrics for n, o in drain(executor, 2).items()}
+        out = {n: o.result.metrics for n, o in drain(executor, 2).items()}
     finally:
         executor.close()
     for me, other in ((0, 1), (1, 0)):
@@ -159,7 +159,7 @@ def test_the_driver_s_own_work_keeps_out_of_timings(local_ray, tmp_path):
             executor.submit(spec(0))
             time.sleep(1.0)
             released = time.perf_counter()
-        first = drain(executor, 1)[0].metrics
+        first = drain(executor, 1)[0].result.metrics
         work = []
         with driver.training():  # work with checkpoints: the timing happens in one of its pauses
             executor.submit(spec(0))
@@ -169,7 +169,7 @@ def test_the_driver_s_own_work_keeps_out_of_timings(local_ray, tmp_path):
                 while time.perf_counter() - start < 0.01:
                     pass
                 work.append((start, time.perf_counter()))
-        second = drain(executor, 1)[0].metrics
+        second = drain(executor, 1)[0].result.metrics
     finally:
         executor.close()
     assert first["timing"][0] >= released
@@ -198,7 +198,7 @@ def timing_inside_a_section(marker, spec):
             t0 = time.perf_counter()
             time.sleep(0.1)
             timing = (t0, time.perf_counter())
-    return TrialResult({"timing": timing, "busy": busy}, weights=b"")
+    return TrialResult({"timing": timing, "busy": busy})
 
 
 def test_trials_that_time_inside_their_sections_take_turns(local_ray, tmp_path):
@@ -213,7 +213,8 @@ def test_trials_that_time_inside_their_sections_take_turns(local_ray, tmp_path):
     finally:
         executor.close()
     assert len(out) == 2, "the two timings waited for each other"
-    first, second, busy = out[0].metrics["timing"], out[1].metrics["timing"], out[1].metrics["busy"]
+    first, second, busy = (out[0].result.metrics["timing"], out[1].result.metrics["timing"],
+                         out[1].result.metrics["busy"])
     assert first[0] >= busy[1], "trial 0 timed while trial 1 was busy"
     assert second[0] >= first[1], "the two timings overlapped"
 

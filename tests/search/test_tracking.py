@@ -70,12 +70,12 @@ def test_failed_runs_and_pareto_tags_follow_the_front(tmp_path, mlflow_store):
     g = "stem_c8_k3_s1_relu, conv_r1_k3_s2_c16_relu, head_relu"
     m = lambda acc, lat, macs: {"accuracy": acc, "test_accuracy": acc, "latency_ms": lat, "macs": macs, "params": 100}
     first = _tell(study, m(0.5, 2.0, 2000), g)
-    tracker.trial(study, first)
+    tracker(study, first)
     failed = _tell(study, None, "stem_c8_k3_s1_relu, conv_r1_k3_s2_c16_relu, head_c4_relu", fail="TrainingError: nan")
-    tracker.trial(study, failed)
+    tracker(study, failed)
     better = _tell(study, m(0.9, 1.0, 1000), "stem_c16_k3_s1_relu, conv_r1_k3_s2_c16_relu, head_relu")
-    tracker.trial(study, better)
-    tracker.finish(study)
+    tracker(study, better)
+    tracker.close(study)
     assert tracker.error is None
 
     client = MlflowClient(mlflow_store)
@@ -96,7 +96,7 @@ def test_failed_runs_and_pareto_tags_follow_the_front(tmp_path, mlflow_store):
     # A run left half-logged (as by a crash before its end) is finished in place, not duplicated.
     client.update_run(runs["2"].info.run_id, status="RUNNING")
     again = Tracker(study, config, warn=False)
-    again.finish(study)
+    again.close(study)
     assert (again.error, again.created, again.repaired, again.relabelled) == (None, 0, 1, 0)
     rerun = {r.data.tags.get("trial", "parent"): r for r in client.search_runs([exp.experiment_id])}
     assert rerun.keys() == runs.keys() and rerun["2"].info.run_id == runs["2"].info.run_id

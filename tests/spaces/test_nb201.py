@@ -48,8 +48,8 @@ def test_equivalent_cells_score_alike_in_the_table():
     table = load_table("cifar10")
     classes = defaultdict(list)
     for ops in itertools.product(OPS, repeat=6):
-        classes[canonical(Cell(ops))].append(table[str(Cell(ops))]["accuracy"])
+        classes[canonical(Cell(ops))].append(table[str(Cell(ops))].accuracy)
     assert 8000 < len(classes) < 9000
     spread = statistics.fmean(statistics.pstdev(a) for a in classes.values() if len(a) > 1)
     assert spread < 0.003
-    assert statistics.pstdev(r["accuracy"] for r in table.values()) > 0.05
+    assert statistics.pstdev(r.accuracy for r in table.values()) > 0.05

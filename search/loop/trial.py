@@ -1,0 +1,53 @@
+"""One trial apart from the loop (as Optuna's ``_optimize.py`` keeps ``_run_trial`` apart from the
+loop): its network sampled, and what its evaluation gave told to the study."""
+from __future__ import annotations
+
+import optuna
+
+from hwnas.evaluators import Evaluation
+from hwnas.evaluators.metrics import Metrics
+from hwnas.spaces import Space
+
+from .. import attrs
+from ..executors import Outcome
+from ..weights import save_weights
+
+
+def sample(trial: optuna.trial.Trial, space: Space, evaluation: Evaluation) -> str:
+    """Ask ``trial`` for its network; its text is kept on the trial (what the study, MLflow and
+    export read). A trial killed before this returns holds no genotype: it is not retried."""
+    genotype = str(space.sample(trial, evaluation.input_shape))
+    trial.set_user_attr(attrs.GENOTYPE, genotype)
+    return genotype
+
+
+def tell_complete(study: optuna.Study, trial: optuna.trial.Trial, metrics: Metrics, objectives: tuple[str, ...],
+                  summary: str | None = None) -> optuna.trial.FrozenTrial:
+    """Store each figure once (a user attribute per metric), then tell the objectives' values."""
+    for name, value in metrics.values().items():
+        trial.set_user_attr(name, value)
+    if summary:
+        trial.set_user_attr(attrs.MODEL_SUMMARY, summary)
+    return study.tell(trial, [metrics.value(name) for name in objectives])
+
+
+def tell_duplicate(study: optuna.Study, trial: optuna.trial.Trial, original: optuna.trial.FrozenTrial,
+                   objectives: tuple[str, ...]) -> optuna.trial.FrozenTrial:
+    """An equal genotype was trained already: its figures are this trial's too."""
+    trial.set_user_attr(attrs.DUPLICATE_OF, original.user_attrs.get(attrs.DUPLICATE_OF, original.number))
+    return tell_complete(study, trial, Metrics.from_attrs(original.user_attrs), objectives,
+                         original.user_attrs.get(attrs.MODEL_SUMMARY))
+
+
+def tell_outcome(study: optuna.Study, trial: optuna.trial.Trial, outcome: Outcome, objectives: tuple[str, ...],
+                 directory: str) -> optuna.trial.FrozenTrial:
+    """Tell what the executor handed back. The weights are on disk before the trial is COMPLETE."""
+    trial.set_user_attr(attrs.DEVICE, outcome.spec.device)
+    if outcome.retries:
+        trial.set_user_attr(attrs.RETRIES, outcome.retries)
+    if outcome.result is None:
+        trial.set_user_attr(attrs.FAIL_REASON, outcome.error)
+        return study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    if outcome.result.weights is not None:
+        save_weights(directory, study.study_name, trial.number, outcome.result.weights)
+    return tell_complete(study, trial, outcome.result.metrics, objectives, outcome.result.summary)
