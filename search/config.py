@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import typing
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -36,39 +36,40 @@ def parse_objectives(text: str) -> tuple[str, ...]:
     return names
 
 
-def option(default, help: str, *, metavar: str | None = None):
-    """A run option: its default and the help line that --help and the README show."""
-    return field(default=default, metadata={"help": help, "metavar": metavar})
+def option(default: Any, help: str, *, metavar: str | None = None, identity: bool = False) -> Any:
+    """A run option: its default, the help line --help and docs/cli.md show, and whether it is part
+    of a study's identity (trials run with another value do not belong to the same study)."""
+    return field(default=default, metadata={"help": help, "metavar": metavar, "identity": identity})
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    space: str = option("mobile", "search space (see `search spaces`)")
+    space: str = option("mobile", "search space (see `search spaces`)", identity=True)
     dataset: str = option("", "default: the space's first. mobile: digits, fashion-mnist, cifar10 or folder:PATH "
                               "(one sub-folder of images per class); nb201: cifar10, cifar100 or imagenet "
-                              "(ImageNet16-120), rows of the NAS-Bench-201 table", metavar="NAME")
+                              "(ImageNet16-120), rows of the NAS-Bench-201 table", metavar="NAME", identity=True)
     data_dir: str = option("", "where the data set's files are: fashion-mnist's idx files (default "
                                "/usr/share/datasets/fashion-mnist), cifar10's cifar-10-batches-py", metavar="DIR")
     trials: int = option(200, "COMPLETE trials the study should hold; running again continues up to this many")
     sampler: str = option(DEFAULT_SAMPLER, f"one of {', '.join(SAMPLERS)}")
     objectives: tuple[str, ...] = option((), f"comma-separated, any of {', '.join(OBJECTIVES)} that the space "
                                              f"measures (default: {','.join(DEFAULT_OBJECTIVES)}, less what it does "
-                                             f"not: nb201 has no macs)", metavar="LIST")
+                                             f"not: nb201 has no macs)", metavar="LIST", identity=True)
     study: str = option("", "study name (default: the space's name)", metavar="NAME")
     dir: str = option("runs", "where studies live", metavar="DIR")
-    epochs: int = option(10, "training epochs per trial")
+    epochs: int = option(10, "training epochs per trial", identity=True)
     train_subset: int = option(0, "train each trial on this many training images, a fixed seeded "
-                                  "subset (0 = all)", metavar="N")
-    batch_size: int = option(64, "training batch size", metavar="N")
+                                  "subset (0 = all)", metavar="N", identity=True)
+    batch_size: int = option(64, "training batch size", metavar="N", identity=True)
     resolution: int = option(0, "resize images to N x N before training (0 = as stored); the space "
-                                "scales its strides to it", metavar="N")
+                                "scales its strides to it", metavar="N", identity=True)
     augment: bool = option(True, "the data set's standard augmentation (random crop with padding and "
-                                 "horizontal flip for fashion-mnist and cifar10; none for digits and folders)")
+                                 "horizontal flip for fashion-mnist and cifar10; none for digits and folders)", identity=True)
     seed: int = option(0, "seed of the sampler and of training")
-    exits: bool = option(False, "also search early-exit heads")
+    exits: bool = option(False, "also search early-exit heads", identity=True)
     exit_tolerance: float = option(0.01, "validation accuracy (a fraction) the early-exit threshold may cost "
-                                         "against the full depth", metavar="F")
-    device: str = option("cpu", "where trials train and are timed: cpu, cuda or cuda:N")
+                                         "against the full depth", metavar="F", identity=True)
+    device: str = option("cpu", "where trials train and are timed: cpu, cuda or cuda:N", identity=True)
     # 1 by default: small nets at batch 1 run as fast on one thread here, and a one-thread timing is
     # not upset by the search's own processes on the other cores (benchmarks/ray_throughput.py)
     threads: int = option(1, "CPU threads for the latency measurements (0 = all cores)", metavar="N")
@@ -137,12 +138,10 @@ class RunConfig:
         if self.exits and not space.supports_exits:
             raise UsageError(f"--exits does not apply to space {self.space}")
 
-    def identity(self) -> dict:
-        """What must stay the same for trials to belong to one study."""
-        return {"space": self.space, "dataset": self.dataset, "objectives": list(self.objectives),
-                "epochs": self.epochs, "exits": self.exits, "train_subset": self.train_subset,
-                "batch_size": self.batch_size, "resolution": self.resolution, "augment": self.augment,
-                "device": self.device, "exit_tolerance": self.exit_tolerance}
+    def identity(self) -> dict[str, Any]:
+        """What must stay the same for trials to belong to one study: the options marked so."""
+        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
+                for f in fields(self) if f.metadata["identity"]}
 
     def recipe(self):
         """The training recipe of every trial (one place, for the driver and for MLflow)."""

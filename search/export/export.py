@@ -234,8 +234,10 @@ def export(request: ExportRequest) -> list[str]:
         "objectives": study.metric_names, "dataset": data.name, "input_shape": list(data.input_shape),
         "num_classes": data.num_classes,
         "classes": list(getattr(data, "classes", None) or (str(i) for i in range(data.num_classes))),
-        "params": count_params(model), "macs": count_macs(model, data.input_shape),
-        "exit_threshold": figures.exit_threshold, "weights": weights,
+        # the exported network's own counts (the builder's), and its exit threshold when it has exits
+        **Metrics(params=count_params(model), macs=count_macs(model, data.input_shape),
+                  exit_threshold=figures.exit_threshold).values(),
+        "weights": weights,
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))

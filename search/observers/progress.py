@@ -9,7 +9,7 @@ from typing import TextIO
 
 import optuna
 
-from hwnas.evaluators.metrics import Metrics
+from hwnas.evaluators.metrics import REGISTRY, Metrics
 
 from ..attrs import FAIL_REASON
 
@@ -28,7 +28,7 @@ def describe(m: Metrics) -> str:
         parts.append(f"acc {m.accuracy:.4f}")
     if m.latency_ms is not None:
         parts.append(f"lat {m.latency_ms:.3f} ms")
-    parts += [f"{label} {v / 1e6:.3f} M" for label, v in (("macs", m.macs), ("params", m.params)) if v is not None]
+    parts += [f"{name} {REGISTRY[name].show(v)}" for name, v in Metrics(macs=m.macs, params=m.params).values().items()]
     text = "  ".join(parts)
     if m.exit_rates is not None and m.accuracy_full is not None and m.expected_macs is not None:
         text += (f"  exits: full acc {m.accuracy_full:.4f}, expected macs {m.expected_macs / 1e6:.3f} M, "

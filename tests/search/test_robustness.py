@@ -62,12 +62,35 @@ def test_kill_9_then_the_same_command_resumes(tmp_path, mlflow_store):
         dead = by_number[t.number]
         assert dead.state == Fail and "abandoned" in dead.user_attrs["fail_reason"]
         retry = [u for u in study.trials if u.user_attrs.get("retry_of") == t.number]
-        assert retry and retry[0].params == t.params and retry[0].state == Complete
+        if "genotype" in dead.user_attrs:  # its network was sampled: that network runs again
+            assert retry and retry[0].params == dead.params and retry[0].state == Complete
+        else:  # killed while its parameters were asked: a sampler's half answer is not run
+            assert not retry
     # MLflow: no run of this study left RUNNING, failed trial logged as failed
     runs = mlflow.search_runs(experiment_names=["s"], output_format="list")
     assert runs and not [r for r in runs if r.info.status == "RUNNING"]
     failed = [r for r in runs if r.data.tags.get("state") == "FAIL"]
     assert {int(r.data.tags["trial"]) for r in failed} >= {t.number for t in abandoned}
+
+
+def test_an_abandoned_trial_is_retried_only_when_its_network_was_sampled(tmp_path):
+    from hwnas.search.recovery import abandon
+
+    study = optuna.create_study(storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "j.log"))))
+    sampled, halfway = study.ask(), study.ask()
+    for trial in (sampled, halfway):
+        trial.suggest_categorical("width", [8, 16])
+    sampled.suggest_categorical("kernel", [3, 5])
+    sampled.set_user_attr("genotype", "stem_c8_k3_s1_relu, conv_r1_k3_s2_c16_relu, head_relu")
+    for trial in (sampled, halfway):
+        told = abandon(study, trial, "interrupted")
+        assert told.state == Fail and told.user_attrs["fail_reason"] == "abandoned: interrupted"
+    assert abandon(study, sampled, "again") is None  # finished already: left as it is
+    assert len(study.get_trials(states=(optuna.trial.TrialState.WAITING,))) == 1  # the sampled one only
+    retry = study.ask()
+    assert retry.user_attrs["retry_of"] == sampled.number
+    assert {n: retry.suggest_categorical(n, o) for n, o in (("width", [8, 16]), ("kernel", [3, 5]))} == sampled.params
 
 
 def test_ctrl_c_stops_cleanly_with_the_front_so_far(tmp_path):

@@ -1,0 +1,60 @@
+"""The package as a newcomer meets it: one import package, names in one place, dependencies one way."""
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hwnas.evaluators.metrics import REGISTRY
+
+ROOT = Path(__file__).resolve().parents[1]
+FOLDERS = ("search", "evaluators", "spaces")
+
+
+def _modules(folder: str):
+    for path in sorted((ROOT / folder).rglob("*.py")):
+        yield path, ast.parse(path.read_text())
+
+
+def test_only_hwnas_is_importable_from_another_folder(tmp_path):
+    ok = subprocess.run([sys.executable, "-c", "import hwnas.search, hwnas.spaces, hwnas.evaluators"],
+                        cwd=tmp_path, capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    for name in FOLDERS:
+        gone = subprocess.run([sys.executable, "-c", f"import {name}"], cwd=tmp_path, capture_output=True, text=True)
+        assert gone.returncode != 0 and "ModuleNotFoundError" in gone.stderr, name
+
+
+def test_metric_names_are_written_in_the_registry_only():
+    """Code names a metric by its field (``metrics.accuracy``); text names live in evaluators/metrics.py."""
+    found = []
+    for folder in FOLDERS:
+        for path, tree in _modules(folder):
+            if path == ROOT / "evaluators" / "metrics.py":
+                continue
+            exported = {id(c) for node in ast.walk(tree) if isinstance(node, ast.Assign)
+                        and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets)
+                        for c in ast.walk(node.value)}
+            found += [f"{path.relative_to(ROOT)}:{node.lineno} {node.value!r}" for node in ast.walk(tree)
+                      if isinstance(node, ast.Constant) and node.value in REGISTRY and id(node) not in exported]
+    assert not found, found
+
+
+def _imports(tree: ast.AST) -> set[str]:
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("folder,forbidden", [("evaluators", ("hwnas.search",)),
+                                              ("spaces", ("hwnas.search", "hwnas.evaluators", "optuna", "ray"))])
+def test_dependencies_point_one_way(folder, forbidden):
+    """search -> spaces, evaluators; evaluators -> spaces; nothing imports search from below."""
+    for path, tree in _modules(folder):
+        bad = [n for n in _imports(tree) if n.startswith(forbidden)]
+        assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
