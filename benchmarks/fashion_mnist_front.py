@@ -20,8 +20,8 @@ from hwnas.search.cli import parser  # noqa: E402
 from hwnas.search.config import config_from_args  # noqa: E402
 from hwnas.search.loop import run_search  # noqa: E402
 from hwnas.search.pareto import front_rows  # noqa: E402
-from hwnas.search.samplers.hybrid import screen_for  # noqa: E402
 from hwnas.search.report import render  # noqa: E402
+from hwnas.search.samplers.hybrid import screen_for  # noqa: E402
 from hwnas.search.study import open_study  # noqa: E402
 from hwnas.spaces import get_space  # noqa: E402
 

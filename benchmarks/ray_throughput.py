@@ -125,8 +125,8 @@ def latency_run(genotype: str, trials: int, epochs: int, workers: int, directory
     import ray.cloudpickle
 
     from hwnas.search.config import RunConfig
-    from hwnas.search.loop import run_search
     from hwnas.search.executors.ray import RayExecutor
+    from hwnas.search.loop import run_search
 
     _quiet_optuna()
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import benchmarks/

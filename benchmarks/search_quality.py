@@ -29,11 +29,13 @@ import optuna  # noqa: E402
 
 from hwnas.evaluators import evaluation_for  # noqa: E402
 from hwnas.evaluators.tabular import load_table, lookup  # noqa: E402
-from hwnas.spaces import Evaluated  # noqa: E402
-from hwnas.search.samplers.hybrid import HybridSampler, screen_for
 from hwnas.search.pareto import hypervolume  # noqa: E402
 from hwnas.search.report import FORMATS, render  # noqa: E402
-from hwnas.spaces import get_space  # noqa: E402
+from hwnas.search.samplers.hybrid import HybridSampler, screen_for
+from hwnas.spaces import (
+    Evaluated,  # noqa: E402
+    get_space,  # noqa: E402
+)
 
 # Plain Optuna, every setting at its default but the seed.
 PLAIN = {

@@ -30,8 +30,8 @@ def main() -> None:
 
     from hwnas.evaluators.trial import cached_dataset
     from hwnas.search.config import RunConfig
-    from hwnas.search.study import open_study
     from hwnas.search.observers.tracking import Tracker
+    from hwnas.search.study import open_study
     from hwnas.spaces import get_space
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -63,7 +63,8 @@ def _standardised(name: str, train, val, test, num_classes: int, augmentable: bo
         return (torch.from_numpy(((x - mean) / std).astype(np.float32)),
                 torch.from_numpy(np.asarray(y, dtype=np.int64)))
 
-    shape = tuple(int(v) for v in train[0].shape[1:])
+    c, h, w = (int(v) for v in train[0].shape[1:])
+    shape = (c, h, w)
     return Dataset(name, shape, num_classes, tensors(train), tensors(val), tensors(test), augmentable)
 
 
@@ -198,7 +199,8 @@ def load_folder(path: str) -> Dataset:
             raise DataError(f"cannot read image {f}: {e}") from None
     mode = "L" if all(im.mode == "L" for im in images) else "RGB"
     size = Counter(im.size for im in images).most_common(1)[0][0]
-    x = np.stack([np.asarray(im.convert(mode).resize(size, Image.BILINEAR) if im.size != size or im.mode != mode
+    bilinear = Image.Resampling.BILINEAR
+    x = np.stack([np.asarray(im.convert(mode).resize(size, bilinear) if im.size != size or im.mode != mode
                              else im, dtype=np.float32) for im in images]) / 255.0
     x = x[:, None] if mode == "L" else x.transpose(0, 3, 1, 2)
     train, val, test = _split(x, np.asarray(labels), val=0.2, test=0.2)

@@ -34,10 +34,22 @@ def check_dataset(kind: Evaluated, name: str) -> None:
 
 class Evaluation(Protocol):
     """One way of evaluating candidates, on one data set."""
-    description: str  # the data, in a few words
-    input_shape: tuple[int, int, int] | None  # what the space builds for; None for a table
-    metrics: tuple[str, ...]  # what a trial reports; objectives are chosen among them
-    local: bool  # cheap enough to evaluate in the asking process (no workers are started for it)
+
+    @property
+    def description(self) -> str:
+        """The data, in a few words."""
+
+    @property
+    def input_shape(self) -> tuple[int, int, int] | None:
+        """What the space builds for; None for a table."""
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """What a trial reports; objectives are chosen among them."""
+
+    @property
+    def local(self) -> bool:
+        """Cheap enough to evaluate in the asking process (no workers are started for it)."""
 
     def screen(self, genotype: str) -> Metrics:
         """The figures known before training (exact size and cost, a short timing, or a lookup)."""

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field, fields
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 Direction = Literal["maximize", "minimize"]
-Value = Union[float, int, bool, list[float], list[int]]
+Value = float | int | bool | list[float] | list[int]
 # How a value is shown in tables and progress lines.
 Style = Literal["fraction", "ms", "millions", "seconds", "plain"]
 

@@ -7,7 +7,8 @@ shared, and the default does nothing.
 from __future__ import annotations
 
 import contextlib
-from typing import ContextManager, Protocol
+from contextlib import AbstractContextManager as ContextManager
+from typing import Protocol
 
 
 class Quiet(Protocol):

@@ -73,7 +73,7 @@ def train(model: Network, data: tuple[torch.Tensor, torch.Tensor], recipe: Recip
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, data: tuple[torch.Tensor, torch.Tensor], device: str = "cpu",
+def accuracy_of(model: nn.Module, data: tuple[torch.Tensor, torch.Tensor], device: str = "cpu",
              batch_size: int = 512) -> float:
     model.eval()
     x, y = data

@@ -16,7 +16,7 @@ from .data import Dataset, crop_flip, load_dataset, prepare
 from .early_exit import exit_metrics
 from .latency import measure_latency
 from .metrics import Metrics
-from .training import Recipe, accuracy, train
+from .training import Recipe, accuracy_of, train
 
 
 @dataclass(frozen=True)
@@ -83,8 +83,9 @@ def evaluate(spec: TrialSpec) -> TrialResult:
         t0 = time.perf_counter()
         augment = crop_flip if spec.recipe.augment and data.augmentable else None
         train(model, data.train, spec.recipe, spec.device, augment)
-        m = m.merged(Metrics(train_seconds=time.perf_counter() - t0, accuracy=accuracy(model, data.val, spec.device),
-                             test_accuracy=accuracy(model, data.test, spec.device)))
+        m = m.merged(Metrics(train_seconds=time.perf_counter() - t0,
+                             accuracy=accuracy_of(model, data.val, spec.device),
+                             test_accuracy=accuracy_of(model, data.test, spec.device)))
         if model.exits:
             m = m.merged(exit_metrics(model, data.val, data.test, data.input_shape, spec.exit_tolerance,
                                       spec.device, spec.threads))

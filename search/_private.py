@@ -31,4 +31,4 @@ def ray_errors_to_stderr() -> None:
         original({**data, "is_err": True}, **kwargs)
 
     to_stderr.to_stderr = True  # type: ignore[attr-defined]
-    worker.print_to_stdstream = to_stderr
+    worker.print_to_stdstream = to_stderr  # type: ignore[assignment]

@@ -31,16 +31,16 @@ def _positive(name: str, value: int) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .loop import run_search
-    from .pareto import front_rows
-
     import optuna
 
+    from .loop import run_search
+    from .pareto import front_rows
     from .study import load_study
 
     config = config_from_args(args)
     t0 = time.perf_counter()
-    # SIGTERM (a scheduler stopping the job) is handled like Ctrl-C; SIGINT is set too: a shell without job control starts background commands with it ignored.
+    # SIGTERM (a scheduler stopping the job) is handled like Ctrl-C; SIGINT is set too: a shell without
+    # job control starts background commands with it ignored.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:

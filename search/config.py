@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import argparse
 import typing
-from typing import TYPE_CHECKING, Any
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from hwnas.evaluators.metrics import DEFAULT_OBJECTIVES, OBJECTIVES
 
@@ -64,7 +64,8 @@ class RunConfig:
     resolution: int = option(0, "resize images to N x N before training (0 = as stored); the space "
                                 "scales its strides to it", metavar="N", identity=True)
     augment: bool = option(True, "the data set's standard augmentation (random crop with padding and "
-                                 "horizontal flip for fashion-mnist and cifar10; none for digits and folders)", identity=True)
+                                 "horizontal flip for fashion-mnist and cifar10; none for digits and folders)",
+                           identity=True)
     seed: int = option(0, "seed of the sampler and of training")
     exits: bool = option(False, "also search early-exit heads", identity=True)
     exit_tolerance: float = option(0.01, "validation accuracy (a fraction) the early-exit threshold may cost "
@@ -214,7 +215,8 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE.yaml",
                         help="read options from this YAML file (keys: the option names); flags override it")
     for f in fields(RunConfig):
-        help_text = f.metadata.get("help", "") + ("" if f.default in ("", None, ()) else f" (default: {_shown(f.default)})")
+        shown = "" if f.default in ("", None, ()) else f" (default: {_shown(f.default)})"
+        help_text = f.metadata.get("help", "") + shown
         kind = _base(_types()[f.name])[0]
         if kind is bool:
             parser.add_argument(f"--{_flag(f.name)}", dest=f.name, action=argparse.BooleanOptionalAction,

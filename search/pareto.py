@@ -165,12 +165,12 @@ def front_figure(study: optuna.Study, front: set[int]) -> Figure:
     for panel, x in enumerate(xs, 1):
         ax = fig.add_subplot(1, len(xs), panel)
         x_scale, x_label = (1.0, "trial") if x is None else _scale(names[x])
-        for members, style in (([t for t in complete if t.number not in front], dict(c="0.7", s=12)),
-                               ([t for t in complete if t.number in front], dict(c="tab:red", s=24))):
+        for on_front, color, size in ((False, "0.7", 12), (True, "tab:red", 24)):
+            members = [t for t in complete if (t.number in front) == on_front]
             px = [t.number if x is None else t.values[x] * x_scale for t in members]
             py = [t.values[y] * y_scale for t in members]
-            ax.scatter(px, py, **style)
-            if style["c"] == "tab:red":
+            ax.scatter(px, py, c=color, s=size)
+            if on_front:
                 for t, a, b in zip(members, px, py):
                     ax.annotate(str(t.number), (a, b), fontsize=7, xytext=(3, 3), textcoords="offset points")
         ax.set_xlabel(x_label)

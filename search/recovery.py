@@ -76,7 +76,8 @@ def reclaim_abandoned(study: optuna.Study) -> list[int]:
     now = datetime.datetime.now()
     for t in study.get_trials(deepcopy=False, states=(Running,)):
         who = t.user_attrs.get(attrs.OWNER)
-        unowned_and_old = who is None and t.datetime_start and (now - t.datetime_start).total_seconds() > UNOWNED_GRACE_S
+        age = (now - t.datetime_start).total_seconds() if t.datetime_start else 0.0
+        unowned_and_old = who is None and age > UNOWNED_GRACE_S
         if not (unowned_and_old or (who and _dead(who))):
             continue
         if abandon(study, t, f"its search process ({who or 'unknown'}) died") is not None:

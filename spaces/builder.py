@@ -11,7 +11,6 @@ from torch import nn
 from .blocks import ClassifierHead, ConvBnAct, InvertedResidual, StandardConv
 from .genotype import Exit, Genotype, Stage
 
-
 NEVER = 2.0  # an exit threshold no softmax confidence reaches: the exits are never taken
 
 

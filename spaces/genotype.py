@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 KINDS = ("conv", "ds", "ir")
 ACTIVATIONS = ("relu", "relu6", "hswish")
@@ -32,7 +33,7 @@ def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else repr(float(x))
 
 
-def _check(cond: bool, msg: str) -> None:
+def _check(cond: object, msg: str) -> None:
     if not cond:
         raise GenotypeError(msg)
 
@@ -151,16 +152,17 @@ class Genotype:
         return ", ".join(sections)
 
     @staticmethod
-    def parse(text: str) -> "Genotype":
+    def parse(text: str) -> Genotype:
         return parse(text)
 
 
 _FIELD = re.compile(r"^([a-z]+?)(\d+(?:\.\d+)?)$")
 
 
-def _fields(section: str, allowed: dict[str, type]) -> tuple[dict[str, float], str | None]:
-    """Split 'ir_r2_k3_..._relu6' (less its kind) into numeric fields and the activation."""
-    values: dict[str, float] = {}
+def _fields(section: str, allowed: dict[str, type]) -> tuple[dict[str, Any], str | None]:
+    """Split 'ir_r2_k3_..._relu6' (less its kind) into numeric fields (each of its ``allowed``
+    type) and the activation."""
+    values: dict[str, Any] = {}
     act = None
     for token in section.split("_")[1:]:
         if token in ACTIVATIONS:
@@ -168,9 +170,9 @@ def _fields(section: str, allowed: dict[str, type]) -> tuple[dict[str, float], s
             act = token
             continue
         m = _FIELD.match(token)
-        _check(m is not None and m.group(1) in allowed,
-               f"unknown field {token!r} in {section!r}; fields: {', '.join(allowed)} and an activation "
-               f"({', '.join(ACTIVATIONS)})")
+        if m is None or m.group(1) not in allowed:
+            raise GenotypeError(f"unknown field {token!r} in {section!r}; fields: {', '.join(allowed)} and an "
+                                f"activation ({', '.join(ACTIVATIONS)})")
         key, raw = m.group(1), m.group(2)
         _check(key not in values, f"field {key!r} given twice in {section!r}")
         _check(allowed[key] is float or "." not in raw, f"field {token!r} in {section!r} must be an integer")

@@ -38,7 +38,7 @@ class Cell:
         return "+".join(nodes)
 
     @staticmethod
-    def parse(text: str) -> "Cell":
+    def parse(text: str) -> Cell:
         return parse_cell(text)
 
 

@@ -24,9 +24,15 @@ class Suggests(Protocol):
 
 
 class Space(Protocol):
-    name: str
-    evaluated: Evaluated
-    supports_exits: bool  # whether `with_exits()` adds early-exit heads to its choices
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def evaluated(self) -> Evaluated: ...
+
+    @property
+    def supports_exits(self) -> bool:
+        """Whether ``with_exits()`` adds early-exit heads to its choices."""
 
     @property
     def description(self) -> str: ...

@@ -20,7 +20,7 @@ from .quiet_gate import Gate, GateClient
 MAX_RETRIES = 2
 
 
-@ray.remote(concurrency_groups={"info": 1})
+@ray.remote(concurrency_groups={"info": 1})  # type: ignore[call-overload]
 class TrialWorker:
     """Runs trials in one process: torch threads = its CPUs, the GPU Ray gave it if any."""
 
@@ -56,14 +56,14 @@ def _reachable(address: str) -> None:
 
 def _connect(address: str | None) -> None:
     ray_errors_to_stderr()
-    quiet = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     if address is None:
         # "local": a fresh Ray for this run, never one somebody else started on this machine
-        ray.init(address="local", object_store_memory=128 * 1024**2, **quiet)
+        ray.init(address="local", object_store_memory=128 * 1024**2, include_dashboard=False,
+                 log_to_driver=False, logging_level=logging.ERROR)
         return
     _reachable(address)
     try:
-        ray.init(address=address, **quiet)
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     except ConnectionError as e:
         raise UsageError(f"cannot join the Ray cluster at {address!r}: {str(e).splitlines()[0]} "
                          f"(token auth: set RAY_AUTH_MODE=token, and RAY_AUTH_TOKEN if the head uses one)") from None
@@ -111,15 +111,15 @@ class RayExecutor:
         where = "a local Ray" if address is None else f"the Ray cluster at {address}"
         self.description = (f"{where}, {self.capacity} workers x {self.cpus} CPU"
                             + (f" + {self.gpus:g} GPU" if self.gpus else ""))
-        self.gate = Gate.remote()
+        self.gate = Gate.remote()  # type: ignore[attr-defined]
         self._count = 0
         self._idle = [self._new_worker() for _ in range(self.capacity)]
         self._running: dict = {}  # ObjectRef -> (worker, who, spec, retries)
 
     def _new_worker(self):
         self._count += 1
-        worker = TrialWorker.options(num_cpus=self.cpus, num_gpus=self.gpus).remote(
-            self.gate, self._count, self.cpus, self.evaluate)
+        options = TrialWorker.options(num_cpus=self.cpus, num_gpus=self.gpus)  # type: ignore[attr-defined]
+        worker = options.remote(self.gate, self._count, self.cpus, self.evaluate)
         return worker, self._count
 
     def workers(self) -> list:

@@ -103,7 +103,7 @@ def model_source(genotype: Genotype, input_shape: tuple[int, int, int], num_clas
             ['if x.shape[0] != 1:', '    raise ValueError(f"predict_early_exit takes one input, got {x.shape[0]}")',
              *dynamic]))
 
-    init_sig = (f"__init__(self, num_classes: int = NUM_CLASSES, exit_threshold: float = EXIT_THRESHOLD) -> None"
+    init_sig = ("__init__(self, num_classes: int = NUM_CLASSES, exit_threshold: float = EXIT_THRESHOLD) -> None"
                 if g.exits else "__init__(self, num_classes: int = NUM_CLASSES) -> None")
     constants = [f"INPUT_SHAPE = ({c}, {input_shape[1]}, {input_shape[2]})  # channels, height, width",
                  f"NUM_CLASSES = {num_classes}"]

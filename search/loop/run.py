@@ -134,7 +134,7 @@ def _optimize(study: optuna.Study, config: RunConfig, space: Space, evaluation: 
         reason = ("interrupted (Ctrl-C) before it finished" if isinstance(e, KeyboardInterrupt)
                   else f"the search stopped before it finished ({type(e).__name__}: {e})")
         for trial in in_flight.values():
-            told = abandon(study, trial, reason)
-            if told is not None:
-                _notify(observers, study, told)
+            failed = abandon(study, trial, reason)
+            if failed is not None:
+                _notify(observers, study, failed)
         raise

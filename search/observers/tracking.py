@@ -17,8 +17,12 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
 import optuna
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
 
 from hwnas.evaluators.metrics import REGISTRY, Metrics
 from hwnas.spaces import GenotypeError, parse
@@ -50,7 +54,7 @@ class Store:
     artifact_root: Path | None  # where new experiments keep artifacts; None: MLflow decides
 
     @classmethod
-    def resolve(cls) -> "Store":
+    def resolve(cls) -> Store:
         """``MLFLOW_TRACKING_URI`` when set, else sqlite in :func:`default_store`. A sqlite store
         keeps artifacts in ``artifacts/`` beside its database."""
         uri = os.environ.get(URI_ENV, "").strip()
@@ -106,7 +110,8 @@ class Logged:
 class Tracker:
     """Logs one study. ``error`` holds the first MLflow failure; after it every call does nothing."""
 
-    def __init__(self, study: optuna.Study, config: RunConfig, warn: bool = True, stream=sys.stderr) -> None:
+    def __init__(self, study: optuna.Study, config: RunConfig, warn: bool = True,
+                 stream: TextIO = sys.stderr) -> None:
         for key, value in MLFLOW_DEFAULTS.items():
             os.environ.setdefault(key, value)
         self.store = Store.resolve()
@@ -114,9 +119,15 @@ class Tracker:
         self.warn, self.stream = warn, stream
         self.error: str | None = None
         self.created = self.repaired = self.relabelled = 0  # for `search sync`'s report
-        self._client = None
+        self._client: MlflowClient | None = None  # set by _open; every later call runs after it
         self._runs: dict[int, Logged] = {}
         self._guard(self._open, study)
+
+    @property
+    def _mlflow(self) -> MlflowClient:
+        if self._client is None:
+            raise RuntimeError("the MLflow client is used before it was opened")
+        return self._client
 
     # -- the observer: called by the loop ------------------------------------------------------
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
@@ -176,7 +187,7 @@ class Tracker:
         if self._uid is None:
             self._uid = uuid.uuid4().hex
             study.set_user_attr(attrs.MLFLOW_UID, self._uid)
-        self._parent = None
+        parent: str | None = None
         token = None
         while True:  # every run of this study, in pages
             page = c.search_runs([self._experiment], f"tags.study_uid = '{self._uid}'",
@@ -184,7 +195,7 @@ class Tracker:
             for run in page:
                 tags = run.data.tags
                 if tags.get("role") == "study":
-                    self._parent = run.info.run_id
+                    parent = run.info.run_id
                 elif "trial" in tags:
                     self._runs[int(tags["trial"])] = Logged(run.info.run_id, run.info.status != "RUNNING",
                                                             tags.get("pareto"))
@@ -192,11 +203,12 @@ class Tracker:
             if not token:
                 break
         cfg = self.config
-        if self._parent is None:
-            self._parent = c.create_run(self._experiment, run_name=name, tags={
+        if parent is None:
+            parent = c.create_run(self._experiment, run_name=name, tags={
                 "role": "study", "study": name, "study_uid": self._uid}).info.run_id
         else:
-            c.update_run(self._parent, status="RUNNING")
+            c.update_run(parent, status="RUNNING")
+        self._parent: str = parent
         from mlflow.entities import Param, RunTag
 
         # What makes the study (fixed for its life) as params; what a run may change as tags.
@@ -218,7 +230,7 @@ class Tracker:
         known = self._runs.get(t.number)
         if t.state not in STATUS or (known and known.finished):
             return
-        c, cfg, ta = self._client, self.config, t.user_attrs
+        c, cfg, ta = self._mlflow, self.config, t.user_attrs
         if known:
             run_id = known.run_id
             self.repaired += 1  # a run left half-logged (a crash while logging)
@@ -252,14 +264,14 @@ class Tracker:
         for number, logged in list(self._runs.items()):
             want = "true" if number in front else "false"
             if logged.pareto != want:
-                self._client.set_tag(logged.run_id, "pareto", want)
+                self._mlflow.set_tag(logged.run_id, "pareto", want)
                 self._runs[number] = dataclasses.replace(logged, pareto=want)
                 self.relabelled += 1
 
     def _log_study(self, study: optuna.Study, front: set[int], status: str) -> None:
         from mlflow.entities import Metric
 
-        c = self._client
+        c = self._mlflow
         complete = study.get_trials(deepcopy=False, states=(TS.COMPLETE,))
         failed = study.get_trials(deepcopy=False, states=(TS.FAIL,))
         now, step = int(time.time() * 1000), len(complete)

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import optuna
@@ -33,13 +34,15 @@ from optuna.trial import FrozenTrial, TrialState
 from scipy.linalg import cho_solve, solve_triangular
 from scipy.special import ndtr
 
-from hwnas.evaluators import Evaluation
 from hwnas.evaluators.metrics import Metrics
-from hwnas.spaces import Space
 
 from .. import attrs
 from .._private import set_trial_user_attr
 from ..pareto import improvement, nondominated
+
+if TYPE_CHECKING:
+    from hwnas.evaluators import Evaluation
+    from hwnas.spaces import Space
 
 ENUMERATE_LIMIT = 20_000  # spaces with at most this many choice combinations are screened whole
 SEEN = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.FAIL, TrialState.PRUNED)
@@ -122,14 +125,14 @@ class _Pool:
     metrics: tuple[str, ...]
 
     @staticmethod
-    def of(pairs: list[tuple[dict, Candidate]]) -> "_Pool":
+    def of(pairs: list[tuple[dict, Candidate]]) -> _Pool:
         metrics = tuple(sorted(pairs[0][1].cheap.values())) if pairs else ()
         return _Pool([p for p, _ in pairs], [c.key for _, c in pairs],
                      np.array([c.features for _, c in pairs], float).reshape(len(pairs), -1),
                      np.array([[c.cheap.value(m) for m in metrics] for _, c in pairs], float).reshape(len(pairs), -1),
                      metrics)
 
-    def take(self, rows) -> "_Pool":
+    def take(self, rows) -> _Pool:
         return _Pool([self.params[i] for i in rows], [self.keys[i] for i in rows], self.features[rows],
                      self.cheap[rows], self.metrics)
 
@@ -138,7 +141,8 @@ class HybridSampler(optuna.samplers.BaseSampler):
     def __init__(self, screen: Screen, seed: int | None = None, startup: int = 10, pool: int = 16) -> None:
         self.screen, self.startup, self.pool = screen, startup, pool
         self.rng = np.random.default_rng(seed)
-        self.space = {n: CategoricalDistribution(list(o)) for n, o in screen.choices.items()}
+        self.space: dict[str, BaseDistribution] = {
+            n: CategoricalDistribution(list(o)) for n, o in screen.choices.items()}
         self.described: dict[tuple, Candidate | None] = {}  # params -> candidate (None: broken)
         self.listable = math.prod(len(o) for o in screen.choices.values()) <= ENUMERATE_LIMIT
         self.listed: _Pool | None = None  # the whole space, one row per network, when listable

@@ -115,7 +115,7 @@ def write_folder(root: Path, classes=("cat", "dog", "eel"), per_class: int = 6, 
     from PIL import Image
 
     rng = np.random.default_rng(2)
-    for c, name in enumerate(classes):
+    for name in classes:
         (root / name).mkdir(parents=True)
         for i in range(per_class):
             size = (10, 12) if i else (7, 9)  # one image per class of another size: resized
@@ -176,6 +176,7 @@ def test_crop_flip_is_a_padded_shift_or_its_mirror():
     assert 0 < flips < 16  # some flipped, some not
 
 
+@pytest.mark.slow
 def test_real_fashion_mnist_files():
     """The files the Debian package dataset-fashion-mnist installs (CI installs it)."""
     assert Path(FASHION_MNIST_DIR, "train-images-idx3-ubyte.gz").is_file(), \

@@ -1,7 +1,7 @@
 import torch
 from torch import nn
 
-from hwnas.evaluators import Recipe, accuracy, count_macs, count_params, load_dataset, measure_latency, train
+from hwnas.evaluators import Recipe, accuracy_of, count_macs, count_params, load_dataset, measure_latency, train
 from hwnas.spaces import build, parse
 
 SMALL = parse("stem_c8_k3_s1_relu, ds_r1_k3_s2_c16_relu, conv_r1_k3_s2_c16_relu, head_relu")
@@ -29,7 +29,7 @@ def test_training_learns_and_is_deterministic():
     for _ in range(2):
         torch.manual_seed(0)
         model = train(build(SMALL, data.input_shape, 10), data.train, Recipe(epochs=3, seed=0))
-        results.append(accuracy(model, data.val))
+        results.append(accuracy_of(model, data.val))
     assert results[0] == results[1]
     assert results[0] > 0.5  # chance is 0.1
 

@@ -6,6 +6,7 @@ import pytest
 from hwnas.search.study import journal_path, load_study
 
 
+@pytest.mark.slow
 def test_run_front_and_continue(cli, tmp_path):
     r = cli("run", "--trials", "6", "--epochs", "1", "--study", "s", "--dir", str(tmp_path), "--sampler", "random")
     assert r.returncode == 0, r.stderr
@@ -36,6 +37,7 @@ def test_run_front_and_continue(cli, tmp_path):
     assert study.trials[6].params != study.trials[0].params
 
 
+@pytest.mark.slow
 def test_continuing_with_other_objectives_is_refused(cli, tmp_path):
     assert cli("run", "--trials", "1", "--epochs", "1", "--study", "s", "--dir", str(tmp_path)).returncode == 0
     before = journal_path(str(tmp_path), "s").read_bytes()
@@ -61,6 +63,7 @@ def test_inspect_genotype_text_and_spaces(cli):
     assert r.returncode == 0 and "space mobile" in r.stdout and "mobilenet_v3_large: stem_c16" in r.stdout
 
 
+@pytest.mark.slow
 def test_nb201_search_reads_the_table(cli, tmp_path):
     r = cli("run", "--space", "nb201", "--dataset", "cifar100", "--objectives", "accuracy,params", "--trials", "30",
             "--study", "nb", "--dir", str(tmp_path))

@@ -62,6 +62,7 @@ def test_bad_flag_values():
         config("--device", "tpu")
 
 
+@pytest.mark.slow
 def test_config_file_round_trip(cli, tmp_path):
     """`search run --config <saved config.yaml>` is the same run as the flags that made it."""
     flags = ["--trials", "2", "--epochs", "1", "--sampler", "random", "--seed", "3", "--batch-size", "32",

@@ -12,14 +12,16 @@ import pytest
 import torch
 from torch import nn
 
-from hwnas.evaluators import accuracy, count_macs, count_params, load_dataset
+from hwnas.evaluators import accuracy_of, count_macs, count_params, load_dataset
 from hwnas.search.config import RunConfig
-from hwnas.search.loop import run_search
 from hwnas.search.errors import UsageError
 from hwnas.search.export import PICKS, ExportRequest, export
+from hwnas.search.loop import run_search
 from hwnas.search.study import load_study, open_study
 from hwnas.search.weights import weights_path
 from hwnas.spaces import build, parse
+
+pytestmark = pytest.mark.slow  # every test here trains networks
 
 TORCH_SITE = str(Path(torch.__file__).resolve().parents[1])
 
@@ -28,7 +30,7 @@ TORCH_SITE = str(Path(torch.__file__).resolve().parents[1])
 ISOLATED = """
 import importlib, json, sys
 sys.path[:] = [sys.argv[1], sys.argv[2]] + [p for p in sys.path if 'site-packages' not in p]
-for name in ('search', 'spaces', 'evaluators'):
+for name in ('hwnas', 'search', 'spaces', 'evaluators'):
     try:
         importlib.import_module(name)
         raise SystemExit(f'{name} is importable')
@@ -89,7 +91,7 @@ def test_driver_keeps_each_trained_trials_weights(study_dir):
         state = torch.load(weights_path(str(study_dir), "s", owner), weights_only=True)
         model = build(parse(t.user_attrs["genotype"]), (1, 8, 8), 10)
         model.load_state_dict(state)  # strict: every key and shape
-        assert accuracy(model, load_dataset("digits").val) == t.user_attrs["accuracy"]
+        assert accuracy_of(model, load_dataset("digits").val) == t.user_attrs["accuracy"]
 
 
 def _expected_pick(study, pick):
@@ -162,7 +164,7 @@ def test_exported_code_is_standalone_and_equals_the_builder(study_dir, tmp_path,
         assert torch.allclose(torch.load(tmp_path / "outputs.pt"), ours(x), atol=1e-5)
     assert got["params"] == count_params(ours) == trial.user_attrs["params"]
     assert got["macs"] == count_macs(ours, data.input_shape) == trial.user_attrs["macs"]
-    assert got["accuracy"] == trial.user_attrs["accuracy"] == accuracy(ours, data.val)
+    assert got["accuracy"] == trial.user_attrs["accuracy"] == accuracy_of(ours, data.val)
 
 
 def test_duplicate_points_at_the_original_weights_and_retrain(study_dir, tmp_path):

@@ -4,11 +4,9 @@ import pytest
 
 from hwnas.evaluators import evaluation_for
 from hwnas.evaluators.tabular import load_table, lookup
-from hwnas.spaces import Evaluated
-from hwnas.search.pareto import improvement, nondominated
+from hwnas.search.pareto import hypervolume, improvement, nondominated
 from hwnas.search.samplers.hybrid import HybridSampler, expected_improvement, screen_for
-from hwnas.search.pareto import hypervolume
-from hwnas.spaces import get_space
+from hwnas.spaces import Evaluated, get_space
 
 
 def _monte_carlo_hv(points: np.ndarray, samples: np.ndarray) -> float:
@@ -45,7 +43,7 @@ def test_expected_improvement_matches_sampling_the_error():
 
 
 def _search(sampler, dataset="cifar10", trials=60):
-    space, ev = get_space("nb201"), evaluation_for(Evaluated.TABLE, dataset)
+    space = get_space("nb201")
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
     study.set_metric_names(["accuracy", "latency_ms"])
     for _ in range(trials):

@@ -9,8 +9,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hwnas.search.config import RunConfig
-from hwnas.search.loop import run_search
 from hwnas.search.pareto import front_figure, front_rows
 from hwnas.search.report import render
 from hwnas.search.study import load_study

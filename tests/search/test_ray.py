@@ -19,10 +19,12 @@ import ray.cloudpickle
 
 from hwnas.evaluators import Recipe, TrialSpec
 from hwnas.search.config import RunConfig
-from hwnas.search.loop import run_search
 from hwnas.search.errors import UsageError
 from hwnas.search.executors.ray import RayExecutor
+from hwnas.search.loop import run_search
 from hwnas.search.study import load_study
+
+pytestmark = pytest.mark.slow  # every test here trains networks or starts Ray
 
 Complete, Fail = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL
 GOOD = "stem_c8_k3_s1_relu, ds_r1_k3_s2_c16_relu, conv_r1_k3_s2_c16_relu, head_relu"

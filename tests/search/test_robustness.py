@@ -5,10 +5,10 @@ import subprocess
 import sys
 import time
 
-import mlflow
 import optuna
 import pytest
 
+import mlflow
 from hwnas.search.study import journal_path, load_study
 from tests.conftest import ROOT
 
@@ -41,9 +41,10 @@ def _mid_run(trials):
     return sum(t.state == Complete for t in trials) >= 1 and trials[-1].state == Running
 
 
+@pytest.mark.slow
 def test_kill_9_then_the_same_command_resumes(tmp_path, mlflow_store):
     proc, args = _start(tmp_path, 4)
-    trials = _wait_for(tmp_path, _mid_run)
+    _wait_for(tmp_path, _mid_run)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     survivors = {t.number for t in load_study(str(tmp_path), "s").trials if t.state == Complete}
@@ -93,6 +94,7 @@ def test_an_abandoned_trial_is_retried_only_when_its_network_was_sampled(tmp_pat
     assert {n: retry.suggest_categorical(n, o) for n, o in (("width", [8, 16]), ("kernel", [3, 5]))} == sampled.params
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_cleanly_with_the_front_so_far(tmp_path):
     proc, args = _start(tmp_path, 50)
     _wait_for(tmp_path, _mid_run)
@@ -107,6 +109,7 @@ def test_ctrl_c_stops_cleanly_with_the_front_so_far(tmp_path):
     assert stopped and all("interrupted" in t.user_attrs["fail_reason"] for t in stopped)
 
 
+@pytest.mark.slow
 def test_two_processes_share_one_study(tmp_path):
     (a, _), (b, _) = _start(tmp_path, 6), _start(tmp_path, 6)
     for p in (a, b):

@@ -13,9 +13,9 @@ import optuna
 import pytest
 
 from hwnas.search.config import RunConfig
+from hwnas.search.observers.tracking import Store, Tracker
 from hwnas.search.pareto import hypervolume, normalised_losses, study_hypervolume
 from hwnas.search.study import load_study, open_study
-from hwnas.search.observers.tracking import Store, Tracker
 
 ROOT = Path(__file__).resolve().parents[2]
 CHILD_METRICS = {"accuracy", "test_accuracy", "macs", "params", "latency_ms"}
@@ -151,6 +151,7 @@ def searched(cli, tmp_path_factory):
 def _finished(directory) -> dict[int, optuna.trial.FrozenTrial]:
     study = load_study(str(directory), "ui-check")
     return {t.number: t for t in study.trials if t.state.is_finished()}
+@pytest.mark.slow
 def test_every_trial_is_in_the_mlflow_ui(cli, searched, ui_server):
     url, out = ui_server
     assert f"at {url}" in out.read_text().splitlines()[0]
@@ -192,6 +193,7 @@ def test_every_trial_is_in_the_mlflow_ui(cli, searched, ui_server):
     assert files == {"genotype.json", "model_summary.txt"}
 
 
+@pytest.mark.slow
 def test_dead_server_then_sync_twice(cli, searched, mlflow_store):
     from mlflow.tracking import MlflowClient
 

@@ -1,8 +1,8 @@
 import optuna
 import pytest
 
-from hwnas.spaces import NAMED, GenotypeError, Stage, build, get_space, parse
 from hwnas.evaluators import count_macs, count_params
+from hwnas.spaces import NAMED, GenotypeError, Stage, build, get_space, parse
 
 
 @pytest.mark.parametrize("name,params", [("mobilenet_v2", 3_504_872), ("mobilenet_v3_large", 5_483_032)])

@@ -9,55 +9,25 @@ import os
 import shutil
 import tempfile
 import warnings
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import optuna
 import torch
 
-from hwnas.evaluators import Recipe, accuracy, count_macs, count_params, train
+from hwnas.evaluators import Recipe, accuracy_of, count_macs, count_params, train
 from hwnas.evaluators.data import Dataset, crop_flip
 from hwnas.evaluators.metrics import Metrics
 from hwnas.evaluators.trial import trial_data
 from hwnas.spaces import Evaluated, Genotype, Network, build, get_space, parse
 
 from .. import attrs
-
 from ..errors import UsageError
 from ..pareto import front_trials
-from .modelcode import model_source
 from ..study import load_study, study_config
 from ..weights import weights_path
-
-PICKS = ("knee", "max-accuracy", "min-latency")
-FILES = ("model.py", "weights.pt", "metadata.json", "model.onnx")
-
-
-@dataclass(frozen=True)
-class ExportRequest:
-    study: str
-    out: str
-    dir: str = "runs"
-    trial: int | None = None
-    pick: str | None = None  # default: knee, or max-accuracy when a budget is given
-    max_latency_ms: float | None = None
-    max_macs: int | None = None
-    retrain_epochs: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.pick is not None and self.pick not in PICKS:
-            raise UsageError(f"unknown --pick {self.pick!r}; choose from {', '.join(PICKS)}")
-        if self.trial is not None and (self.pick or self.budgeted):
-            raise UsageError("--trial names one trial; --pick and the budgets choose among the front: give one or the other")
-        for name, value in (("--max-latency-ms", self.max_latency_ms), ("--max-macs", self.max_macs),
-                            ("--retrain-epochs", self.retrain_epochs)):
-            if value is not None and not value > 0:
-                raise UsageError(f"{name} must be positive, got {value}")
-
-    @property
-    def budgeted(self) -> bool:
-        return self.max_latency_ms is not None or self.max_macs is not None
-
+from .modelcode import model_source
+from .request import ExportRequest
 
 # ---- which trial ---------------------------------------------------------------------------------
 
@@ -144,10 +114,10 @@ def _weights(request: ExportRequest, study: optuna.Study, trial: optuna.trial.Fr
     recipe = _recipe(study)
     if request.retrain_epochs:
         recipe = replace(recipe, epochs=request.retrain_epochs)
-        both = tuple(torch.cat(pair) for pair in zip(data.train, data.val))
+        both = (torch.cat([data.train[0], data.val[0]]), torch.cat([data.train[1], data.val[1]]))
         model = _trained(genotype, data, recipe, both)
         return model, {"source": "retrained", "data": "train+validation", "recipe": asdict(recipe),
-                       **Metrics(test_accuracy=accuracy(model, data.test)).values(),
+                       **Metrics(test_accuracy=accuracy_of(model, data.test)).values(),
                        "note": "validation data was trained on: only test accuracy describes these weights"}
     owner = trial.user_attrs.get(attrs.DUPLICATE_OF, trial.number)
     path = weights_path(request.dir, request.study, owner)
@@ -159,13 +129,16 @@ def _weights(request: ExportRequest, study: optuna.Study, trial: optuna.trial.Fr
     model = _trained(genotype, data, recipe, data.train)
     return model, {"source": "retrained", "data": "train", "recipe": asdict(recipe),
                    "note": f"trial {owner}'s weights were not kept ({path} missing): retrained with its recipe",
-                   **Metrics(accuracy=accuracy(model, data.val), test_accuracy=accuracy(model, data.test)).values()}
+                   **Metrics(accuracy=accuracy_of(model, data.val),
+                             test_accuracy=accuracy_of(model, data.test)).values()}
 
 
 # ---- writing -------------------------------------------------------------------------------------
 
 def _load_module(path: Path):
     spec = importlib.util.spec_from_file_location(f"hwnas_export_{os.getpid()}", path)
+    if spec is None or spec.loader is None:
+        raise RuntimeError(f"cannot load {path} as a module")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
