@@ -4,7 +4,7 @@ For each data set, objective pair and sampler, runs ``--seeds`` searches of ``--
 each (the table answers every trial; a repeated cell still costs a trial) and prints the
 median and the worst HV / HV*. HV* is the hypervolume of the whole table: error = 1 - accuracy,
 the cost divided by its largest value in the table, reference point (1, 1)
-(shared/REFERENCE.md: 0.631877 for cifar10 accuracy vs latency, 0.864394 vs model size).
+(the whole NAS-Bench-201 cifar10 table: 0.631877 for accuracy vs latency, 0.864394 vs model size).
 It also prints the hybrid sampler's time per trial (ask + tell, setup included).
 
     OMP_NUM_THREADS=1 python benchmarks/search_quality.py [--seeds 10] [--trials 200]

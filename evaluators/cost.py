@@ -1,6 +1,8 @@
 """Exact parameter and MAC counts."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
@@ -10,7 +12,8 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def count_macs(model: nn.Module, input_shape: tuple[int, int, int], forward=None) -> int:
+def count_macs(model: nn.Module, input_shape: tuple[int, int, int],
+               forward: Callable[[torch.Tensor], object] | None = None) -> int:
     """Multiply-adds of conv and linear layers for one input (FlopCounterMode counts 2 FLOPs per
     MAC; BatchNorm and activations are not counted, as in the published figures). ``forward``
     picks another entry point than ``model.__call__``."""

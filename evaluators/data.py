@@ -11,6 +11,7 @@ import pickle
 import struct
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,9 +35,11 @@ class Dataset:
     val: tuple[torch.Tensor, torch.Tensor]
     test: tuple[torch.Tensor, torch.Tensor]
     augmentable: bool = False  # random crop + horizontal flip suit these images
+    classes: tuple[str, ...] = ()  # class names by label, where the data set has them (folders)
 
 
-def _split(x: np.ndarray, y: np.ndarray, val: float, test: float):
+def _split(x: np.ndarray, y: np.ndarray, val: float, test: float) -> tuple[
+        tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     from sklearn.model_selection import train_test_split
 
     x_rest, x_test, y_rest, y_test = train_test_split(x, y, test_size=test, stratify=y, random_state=SPLIT_SEED)
@@ -45,7 +48,8 @@ def _split(x: np.ndarray, y: np.ndarray, val: float, test: float):
     return (x_train, y_train), (x_val, y_val), (x_test, y_test)
 
 
-def _carve_val(x: np.ndarray, y: np.ndarray, val: float):
+def _carve_val(x: np.ndarray, y: np.ndarray, val: float) -> tuple[
+        tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """Official train files -> (train, val): a stratified, seeded split."""
     from sklearn.model_selection import train_test_split
 
@@ -53,19 +57,21 @@ def _carve_val(x: np.ndarray, y: np.ndarray, val: float):
     return (x_train, y_train), (x_val, y_val)
 
 
-def _standardised(name: str, train, val, test, num_classes: int, augmentable: bool = False) -> Dataset:
+def _standardised(name: str, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray],
+                  test: tuple[np.ndarray, np.ndarray], num_classes: int, augmentable: bool = False,
+                  classes: tuple[str, ...] = ()) -> Dataset:
     """Float tensors standardised per channel with the training split's mean and std."""
     mean = train[0].mean(axis=(0, 2, 3), dtype=np.float64, keepdims=True)
     std = train[0].std(axis=(0, 2, 3), dtype=np.float64, keepdims=True) + 1e-8
 
-    def tensors(pair):
+    def tensors(pair: tuple[np.ndarray, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = pair
         return (torch.from_numpy(((x - mean) / std).astype(np.float32)),
                 torch.from_numpy(np.asarray(y, dtype=np.int64)))
 
     c, h, w = (int(v) for v in train[0].shape[1:])
     shape = (c, h, w)
-    return Dataset(name, shape, num_classes, tensors(train), tensors(val), tensors(test), augmentable)
+    return Dataset(name, shape, num_classes, tensors(train), tensors(val), tensors(test), augmentable, classes)
 
 
 def load_digits(data_dir: str | None = None) -> Dataset:
@@ -129,7 +135,7 @@ class _ArrayUnpickler(pickle.Unpickler):
                ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
                ("numpy._core.multiarray", "scalar"), ("_codecs", "encode")}
 
-    def find_class(self, module: str, name: str):
+    def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in self.ALLOWED:
             raise pickle.UnpicklingError(f"refusing {module}.{name}")
         return super().find_class(module, name)
@@ -204,7 +210,7 @@ def load_folder(path: str) -> Dataset:
                              else im, dtype=np.float32) for im in images]) / 255.0
     x = x[:, None] if mode == "L" else x.transpose(0, 3, 1, 2)
     train, val, test = _split(x, np.asarray(labels), val=0.2, test=0.2)
-    return _standardised(f"folder:{path}", train, val, test, len(classes))
+    return _standardised(f"folder:{path}", train, val, test, len(classes), classes=tuple(classes))
 
 
 DATASETS = {"digits": load_digits, "fashion-mnist": load_fashion_mnist, "cifar10": load_cifar10}

@@ -3,6 +3,7 @@ where samples really leave (a MAC counter only sees the path one input takes).""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -52,7 +53,7 @@ def calibrate(conf: np.ndarray, pred: np.ndarray, y: np.ndarray, tolerance: floa
 def cumulative_macs(model: Network, input_shape: tuple[int, int, int]) -> list[int]:
     """MACs spent by a sample that leaves at each head: the stages up to it and every head run on
     the way (earlier exits included); the last entry is the main head's."""
-    def until(k: int):
+    def until(k: int) -> Callable[[torch.Tensor], None]:
         def run(x: torch.Tensor) -> None:
             for j, _ in model.heads(x):  # lazy: stopping at head k computes nothing after it
                 if j == k:

@@ -5,6 +5,7 @@ import contextlib
 import os
 import statistics
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -34,7 +35,7 @@ def measure_latency(model: nn.Module, input_shape: tuple[int, int, int], device:
 
 
 @contextlib.contextmanager
-def timing(threads: int, device: str = "cpu"):
+def timing(threads: int, device: str = "cpu") -> Iterator[bool]:
     """The conditions every latency figure is taken in, restored afterwards: torch's CPU thread
     count set to ``threads`` (0 = leave it), and a one-thread CPU timing run at real-time priority
     (SCHED_FIFO) where the OS allows it (root, CAP_SYS_NICE or ``ulimit -r`` >= 1). Yields whether
@@ -55,7 +56,7 @@ def timing(threads: int, device: str = "cpu"):
 
 
 @contextlib.contextmanager
-def _realtime(wanted: bool):
+def _realtime(wanted: bool) -> Iterator[bool]:
     """This thread (pid 0 = the calling thread on Linux) at the lowest real-time priority inside."""
     policy = getattr(os, "SCHED_FIFO", None)
     if not wanted or policy is None:
@@ -73,7 +74,8 @@ def _realtime(wanted: bool):
         os.sched_setscheduler(0, before, param)
 
 
-def _measure(model, input_shape, device, warmup, warmup_seconds, min_runs, min_seconds, realtime) -> Latency:
+def _measure(model: nn.Module, input_shape: tuple[int, int, int], device: str, warmup: int, warmup_seconds: float,
+             min_runs: int, min_seconds: float, realtime: bool) -> Latency:
     model = model.to(device).eval()
     x = torch.randn(1, *input_shape, device=device)
     cuda = device.startswith("cuda")

@@ -7,6 +7,7 @@ import signal
 import sys
 import time
 import warnings
+from typing import NoReturn
 
 from .config import add_run_options, config_from_args
 from .errors import UsageError
@@ -172,7 +173,7 @@ def cmd_spaces(args: argparse.Namespace) -> int:
 class _OneLineParser(argparse.ArgumentParser):
     """Bad arguments get one line (argparse prints the whole usage first); --help still has it."""
 
-    def error(self, message: str):
+    def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 

@@ -19,6 +19,7 @@ from .errors import UsageError
 from .samplers import DEFAULT_SAMPLER, SAMPLERS
 
 if TYPE_CHECKING:
+    from hwnas.evaluators import Recipe
     from hwnas.spaces import Space
 
 CONFIG_FILE = "config.yaml"  # the resolved configuration, saved next to the study's journal
@@ -144,7 +145,7 @@ class RunConfig:
         return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
                 for f in fields(self) if f.metadata["identity"]}
 
-    def recipe(self):
+    def recipe(self) -> Recipe:
         """The training recipe of every trial (one place, for the driver and for MLflow)."""
         from hwnas.evaluators import Recipe
 
@@ -165,7 +166,7 @@ def _types() -> dict[str, type]:
     return typing.get_type_hints(RunConfig)
 
 
-def _base(kind):
+def _base(kind: object) -> tuple[object, bool]:
     """``int | None`` -> (int, True); ``int`` -> (int, False)."""
     args = typing.get_args(kind)
     if type(None) in args and len(args) == 2:
@@ -173,7 +174,7 @@ def _base(kind):
     return kind, False
 
 
-def _coerce(name: str, value, where: str):
+def _coerce(name: str, value: Any, where: str) -> bool | int | float | str | tuple[str, ...] | None:
     """A value from a flag (text) or from YAML (typed) -> the field's type; one clear error if not.
     An optional field (``int | None``) also takes YAML's null."""
     kind, optional = _base(_types()[name])
@@ -227,7 +228,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
                                 help=help_text)
 
 
-def _shown(default) -> str:
+def _shown(default: object) -> str:
     if isinstance(default, tuple):
         return ",".join(default)
     if isinstance(default, bool):

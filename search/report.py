@@ -4,13 +4,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+from typing import Any
 
 from hwnas.evaluators.metrics import REGISTRY
 
 FORMATS = ("table", "json", "csv")
 
 
-def _cell(key: str, value) -> str:
+def _cell(key: str, value: Any) -> str:
     """A metric as the registry shows it; anything else plainly (floats to 4 places)."""
     if key in REGISTRY:
         return REGISTRY[key].show(value)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import ray
 
@@ -88,14 +90,14 @@ class GateClient:
     """The ``evaluators.quiet.Quiet`` of one Ray worker. Timing uses all the node's cores, as a
     lone process would (the others are paused), so latency does not depend on --workers."""
 
-    def __init__(self, gate, who: int) -> None:
+    def __init__(self, gate: Any, who: int) -> None:
         self.gate, self.who = gate, who
         self.node = ray.get_runtime_context().get_node_id()
         self.timing_threads = len(os.sched_getaffinity(0))
         self._poll = None  # pending timing_wanted call while training
 
     @contextlib.contextmanager
-    def measuring(self):
+    def measuring(self) -> Iterator[None]:
         import torch
 
         ray.get(self.gate.begin_timing.remote(self.node, self.who))
@@ -108,7 +110,7 @@ class GateClient:
             ray.get(self.gate.end_timing.remote(self.node, self.who))
 
     @contextlib.contextmanager
-    def training(self):
+    def training(self) -> Iterator[None]:
         if self._poll is not None:  # the inner end would leave the outer section unguarded
             raise RuntimeError("quiet.training() sections do not nest")
         ray.get(self.gate.begin_training.remote(self.node, self.who))

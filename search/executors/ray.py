@@ -7,6 +7,7 @@ import logging
 import os
 import socket
 from dataclasses import replace
+from typing import Any
 
 import ray
 
@@ -24,7 +25,7 @@ MAX_RETRIES = 2
 class TrialWorker:
     """Runs trials in one process: torch threads = its CPUs, the GPU Ray gave it if any."""
 
-    def __init__(self, gate, who: int, cpus: int, evaluate: Evaluate) -> None:
+    def __init__(self, gate: Any, who: int, cpus: int, evaluate: Evaluate) -> None:
         import torch
 
         from hwnas.evaluators import quiet
@@ -116,7 +117,7 @@ class RayExecutor:
         self._idle = [self._new_worker() for _ in range(self.capacity)]
         self._running: dict = {}  # ObjectRef -> (worker, who, spec, retries)
 
-    def _new_worker(self):
+    def _new_worker(self) -> tuple[Any, int]:
         self._count += 1
         options = TrialWorker.options(num_cpus=self.cpus, num_gpus=self.gpus)  # type: ignore[attr-defined]
         worker = options.remote(self.gate, self._count, self.cpus, self.evaluate)
@@ -146,7 +147,8 @@ class RayExecutor:
                 outcomes.append(ray.get(ref))
                 self._idle.append((worker, who))
             except ray.exceptions.RayError as e:
-                if getattr(e, "actor_init_failed", False):  # no fault of the trial's: replacing it would loop
+                # a worker that cannot start is no fault of the trial's: a new one would fail too (an endless loop)
+                if isinstance(e, ray.exceptions.RayActorError) and e.actor_init_failed:
                     last = [line for line in str(e).splitlines() if line.strip()][-1].strip()
                     raise UsageError(f"a Ray worker could not start: {last} (every node needs this package "
                                      f"and its dependencies installed)") from None

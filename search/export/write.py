@@ -11,6 +11,7 @@ import tempfile
 import warnings
 from dataclasses import asdict, replace
 from pathlib import Path
+from types import ModuleType
 
 import optuna
 import torch
@@ -31,7 +32,8 @@ from .request import ExportRequest
 
 # ---- which trial ---------------------------------------------------------------------------------
 
-def knee(members: list[optuna.trial.FrozenTrial], directions) -> optuna.trial.FrozenTrial:
+def knee(members: list[optuna.trial.FrozenTrial],
+         directions: list[optuna.study.StudyDirection]) -> optuna.trial.FrozenTrial:
     """The member closest to the ideal point once each objective is scaled to [0, 1] over the
     members (0 = the best value among them, 1 = the worst)."""
     def scaled(t: optuna.trial.FrozenTrial) -> float:
@@ -135,7 +137,7 @@ def _weights(request: ExportRequest, study: optuna.Study, trial: optuna.trial.Fr
 
 # ---- writing -------------------------------------------------------------------------------------
 
-def _load_module(path: Path):
+def _load_module(path: Path) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"hwnas_export_{os.getpid()}", path)
     if spec is None or spec.loader is None:
         raise RuntimeError(f"cannot load {path} as a module")
@@ -206,7 +208,7 @@ def export(request: ExportRequest) -> list[str]:
         "metrics": figures.values(),
         "objectives": study.metric_names, "dataset": data.name, "input_shape": list(data.input_shape),
         "num_classes": data.num_classes,
-        "classes": list(getattr(data, "classes", None) or (str(i) for i in range(data.num_classes))),
+        "classes": list(data.classes or (str(i) for i in range(data.num_classes))),
         # the exported network's own counts (the builder's), and its exit threshold when it has exits
         **Metrics(params=count_params(model), macs=count_macs(model, data.input_shape),
                   exit_threshold=figures.exit_threshold).values(),

@@ -15,14 +15,19 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, TextIO, TypeVarTuple
 
 import optuna
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from mlflow.tracking import MlflowClient
+    from sqlalchemy.engine.interfaces import DBAPIConnection
+    from sqlalchemy.pool import ConnectionPoolEntry
 
 from hwnas.evaluators.metrics import REGISTRY, Metrics
 from hwnas.spaces import GenotypeError, parse
@@ -33,6 +38,7 @@ from ..pareto import front_figure, front_rows, study_hypervolume
 from ..report import render
 from ..study import journal_path
 
+_Args = TypeVarTuple("_Args")  # what Tracker._guard passes on to its function
 URI_ENV = "MLFLOW_TRACKING_URI"
 # A dead server must not stall a search: MLflow's defaults are 7 retries with exponential backoff
 # and a 120 s timeout per request. No telemetry, no INFO lines on stderr. A user's own settings win.
@@ -81,7 +87,7 @@ def _fast_sqlite(db: Path) -> None:
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
 
-    def on_connect(conn, _record) -> None:
+    def on_connect(conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
         if isinstance(conn, sqlite3.Connection) and any(
                 row[2] and Path(row[2]).resolve() == db for row in conn.execute("PRAGMA database_list")):
             conn.execute("PRAGMA journal_mode=WAL")
@@ -95,7 +101,7 @@ def _fast_sqlite(db: Path) -> None:
 _FAST_SQLITE: set[Path] = set()  # databases with a listener in this process
 
 
-def _ms(when) -> int:
+def _ms(when: datetime | None) -> int:
     return int((when.timestamp() if when else time.time()) * 1000)
 
 
@@ -150,7 +156,7 @@ class Tracker:
         self._guard(log)
 
     # -- internals -------------------------------------------------------------------------------
-    def _guard(self, fn, *args) -> None:
+    def _guard(self, fn: Callable[[*_Args], object], *args: *_Args) -> None:
         if self.error is not None:
             return
         try:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import optuna
-from optuna.distributions import BaseDistribution, CategoricalDistribution
+from optuna.distributions import BaseDistribution, CategoricalChoiceType, CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 from scipy.linalg import cho_solve, solve_triangular
 from scipy.special import ndtr
@@ -132,7 +132,7 @@ class _Pool:
                      np.array([[c.cheap.value(m) for m in metrics] for _, c in pairs], float).reshape(len(pairs), -1),
                      metrics)
 
-    def take(self, rows) -> _Pool:
+    def take(self, rows: list[int]) -> _Pool:
         return _Pool([self.params[i] for i in rows], [self.keys[i] for i in rows], self.features[rows],
                      self.cheap[rows], self.metrics)
 
@@ -148,10 +148,12 @@ class HybridSampler(optuna.samplers.BaseSampler):
         self.listed: _Pool | None = None  # the whole space, one row per network, when listable
         self.screened = 0  # distinct candidates whose cheap metrics were looked up
 
-    def infer_relative_search_space(self, study, trial) -> dict[str, BaseDistribution]:
+    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
         return self.space
 
-    def sample_independent(self, study, trial, param_name, param_distribution):
+    def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
+                           param_distribution: CategoricalDistribution,  # type: ignore[override]  # all categorical
+                           ) -> CategoricalChoiceType:
         return param_distribution.choices[self.rng.integers(len(param_distribution.choices))]
 
     def reseed_rng(self) -> None:
@@ -203,7 +205,8 @@ class HybridSampler(optuna.samplers.BaseSampler):
         fresh = [self._random_params() for _ in range(self.pool - len(parents))]
         return self._networks([self._mutate(p) for p in parents] + fresh, names)
 
-    def sample_relative(self, study: optuna.Study, trial: FrozenTrial, search_space) -> dict:
+    def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
+                        search_space: dict[str, BaseDistribution]) -> dict:
         names = study.metric_names or [f"objective{i}" for i in range(len(study.directions))]
         trials = study.get_trials(deepcopy=False, states=SEEN)
         described = [(t, self._describe(t.params)) for t in trials if t.params.keys() == self.space.keys()]
@@ -219,7 +222,7 @@ class HybridSampler(optuna.samplers.BaseSampler):
         return pool.params[int(np.argmax(self._scores(study, names, done, pool)))]
 
     @staticmethod
-    def _scores(study, names: list[str], done: list, pool: _Pool) -> np.ndarray:
+    def _scores(study: optuna.Study, names: list[str], done: list, pool: _Pool) -> np.ndarray:
         cheap_names = [n for n in names if n in pool.metrics]
         costly = [i for i, n in enumerate(names) if n not in pool.metrics]
         if len(costly) > 1:
