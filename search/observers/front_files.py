@@ -4,9 +4,11 @@ at without any UI: ``<dir>/<study>/front.csv`` (what `search front --format csv`
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
 
 import optuna
 
@@ -29,22 +31,35 @@ def _replace(path: Path, write: Callable[[Path], object]) -> None:
 class FrontFiles:
     """An observer: rewrites the CSV after every told trial, the plot at most every PLOT_EVERY_S."""
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
+    def __init__(self, folder: Path, stream: TextIO | None = None) -> None:
+        self.folder, self.stream = folder, stream
         self._plotted = -float("inf")
         self._stale = False
+        self.error: str | None = None  # the first write that failed; the files are left as they were
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if trial.state != optuna.trial.TrialState.COMPLETE:
+        if trial.state != optuna.trial.TrialState.COMPLETE or self.error:
             return  # the front changes only with complete trials
-        self._write_csv(study)
+        self._guard(self._write_csv, study)
         self._stale = True
         if time.monotonic() - self._plotted >= PLOT_EVERY_S:
-            self._write_plot(study)
+            self._guard(self._write_plot, study)
 
     def close(self, study: optuna.Study, completed: bool) -> None:
-        if self._stale:
-            self._write_plot(study)
+        if self._stale and not self.error:
+            self._guard(self._write_plot, study)
+
+    def _guard(self, write: Callable[[optuna.Study], None], study: optuna.Study) -> None:
+        """A view of the study must not stop the search: a failed write (a full disk, a folder made
+        read-only) warns once and the files stop following; `search front` still answers."""
+        if self.error:
+            return
+        try:
+            write(study)
+        except OSError as e:
+            self.error = f"{type(e).__name__}: {e}"
+            print(f"search: warning: cannot write the front files in {self.folder} ({self.error}); they stop "
+                  f"following this run (`search front` prints the front)", file=self.stream or sys.stderr, flush=True)
 
     def _write_csv(self, study: optuna.Study) -> None:
         text = render(front_rows(study), "csv") + "\n"

@@ -85,3 +85,24 @@ def test_the_plot_labels_log_axes_with_plain_numbers(tmp_path):
         assert len(labels) >= 3 and all(float(label) > 0 for label in labels), labels  # no 3x10^0
     assert [t.get_text() for t in latency.get_xticklabels()] == ["0.5", "1", "2"]
     assert macs.get_xlabel() == "macs (M)" and "0.05" in [t.get_text() for t in macs.get_xticklabels()]
+
+
+def test_front_files_that_cannot_be_written_warn_once_and_do_not_stop_the_search(tmp_path):
+    import io
+
+    import optuna
+
+    from hwnas.search.observers import FrontFiles
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.set_metric_names(["accuracy", "latency_ms"])
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    stream = io.StringIO()
+    files = FrontFiles(blocked, stream)
+    for acc in (0.5, 0.6):
+        study.add_trial(optuna.trial.create_trial(values=[acc, 1.0]))
+        files(study, study.trials[-1])
+    files.close(study, completed=True)
+    assert files.error and stream.getvalue().count("warning: cannot write the front files") == 1
+    assert blocked.read_text() == "not a folder"
