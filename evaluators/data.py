@@ -175,12 +175,50 @@ def load_cifar10(data_dir: str | None = None) -> Dataset:
     return _standardised("cifar10", train, val, (tx.astype(np.float32) / 255.0, ty), 10, augmentable=True)
 
 
+def _read_image(path: Path) -> np.ndarray:
+    """One image as floats in [0, 1], scaled by its bit depth: H x W (grey) or H x W x 3 (colour).
+    A 16-bit grey image keeps its 65,536 levels (converting it to 8 bits would clip it at 255)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode in ("1", "L", "LA"):
+                return np.asarray(im.convert("L"), dtype=np.float32) / 255.0
+            if im.mode.startswith("I;16") or im.mode == "I":
+                levels = np.asarray(im, dtype=np.int64)
+                if levels.min(initial=0) < 0 or levels.max(initial=0) > 65535:
+                    raise DataError(f"image {path} holds 32-bit integer pixels ({levels.min()} to {levels.max()}); "
+                                    f"8- and 16-bit images are read: save it with one of those depths")
+                return (levels / 65535.0).astype(np.float32)
+            if im.mode == "F":
+                raise DataError(f"image {path} holds floating-point pixels; 8- and 16-bit images are read: save it "
+                                f"with one of those depths")
+            return np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+    except (OSError, UnidentifiedImageError, ValueError) as e:
+        if isinstance(e, DataError):
+            raise
+        raise DataError(f"cannot read image {path}: {e}") from None
+
+
+def _resized(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of a float image (H x W or H x W x C) to ``size`` (H, W), channel by channel."""
+    from PIL import Image
+
+    if image.shape[:2] == size:
+        return image
+    channels = [image] if image.ndim == 2 else [image[:, :, c] for c in range(image.shape[2])]
+    target, bilinear = (size[1], size[0]), Image.Resampling.BILINEAR  # PIL sizes are (width, height)
+    out = [np.asarray(Image.fromarray(np.ascontiguousarray(c, dtype=np.float32)).resize(target, bilinear))
+           for c in channels]
+    return out[0] if image.ndim == 2 else np.stack(out, axis=2)
+
+
 def load_folder(path: str) -> Dataset:
     """Images in ``PATH/<class>/*``, classes in sorted order; grey when every image is, else RGB;
-    resized (bilinear) to the most common image size; 60 / 20 / 20 stratified split."""
+    8- and 16-bit images scaled by their depth to [0, 1]; resized (bilinear) to the most common
+    image size; 60 / 20 / 20 stratified split."""
     from collections import Counter
-
-    from PIL import Image, UnidentifiedImageError
 
     root = Path(path)
     if not root.is_dir():
@@ -196,19 +234,12 @@ def load_folder(path: str) -> Dataset:
                             f"({', '.join(IMAGE_SUFFIXES)})")
         files += found
         labels += [label] * len(found)
-    images = []
-    for f in files:
-        try:
-            with Image.open(f) as im:
-                images.append(im.convert("L") if im.mode in ("1", "L", "I;16", "I", "F") else im.convert("RGB"))
-        except (OSError, UnidentifiedImageError) as e:
-            raise DataError(f"cannot read image {f}: {e}") from None
-    mode = "L" if all(im.mode == "L" for im in images) else "RGB"
-    size = Counter(im.size for im in images).most_common(1)[0][0]
-    bilinear = Image.Resampling.BILINEAR
-    x = np.stack([np.asarray(im.convert(mode).resize(size, bilinear) if im.size != size or im.mode != mode
-                             else im, dtype=np.float32) for im in images]) / 255.0
-    x = x[:, None] if mode == "L" else x.transpose(0, 3, 1, 2)
+    images = [_read_image(f) for f in files]
+    grey = all(im.ndim == 2 for im in images)
+    size = Counter(im.shape[:2] for im in images).most_common(1)[0][0]
+    x = np.stack([_resized(im if grey or im.ndim == 3 else np.repeat(im[:, :, None], 3, axis=2), size)
+                  for im in images])
+    x = x[:, None] if grey else x.transpose(0, 3, 1, 2)
     train, val, test = _split(x, np.asarray(labels), val=0.2, test=0.2)
     return _standardised(f"folder:{path}", train, val, test, len(classes), classes=tuple(classes))
 

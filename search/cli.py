@@ -10,7 +10,7 @@ import warnings
 from typing import NoReturn
 
 from .config import add_run_options, config_from_args
-from .errors import UsageError
+from .errors import RunFailure, UsageError
 from .export import PICKS
 from .report import FORMATS, render
 
@@ -239,6 +239,14 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(f"search: error: {e}", file=sys.stderr)
         return 2
+    except RunFailure as e:
+        print(f"search: error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:  # the machine: a full disk, a folder gone; the study is left consistent
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"search: error: {e.strerror or e}{where}; nothing written is lost: run the same command again "
+              f"once it is fixed", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("search: interrupted", file=sys.stderr)
         return 130

@@ -23,6 +23,13 @@ if TYPE_CHECKING:
     from hwnas.spaces import Space
 
 CONFIG_FILE = "config.yaml"  # the resolved configuration, saved next to the study's journal
+SEED_LIMIT = 2**32
+
+
+def _cut(value: object, limit: int = 60) -> str:
+    """A value as an error line echoes it: whole when short, its start and length when not."""
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def parse_objectives(text: str) -> tuple[str, ...]:
@@ -67,7 +74,7 @@ class RunConfig:
     augment: bool = option(True, "the data set's standard augmentation (random crop with padding and "
                                  "horizontal flip for fashion-mnist and cifar10; none for digits and folders)",
                            identity=True)
-    seed: int = option(0, "seed of the sampler and of training")
+    seed: int = option(0, "seed of the sampler and of training, 0 to 2^32 - 1")
     exits: bool = option(False, "also search early-exit heads", identity=True)
     exit_tolerance: float = option(0.01, "validation accuracy (a fraction) the early-exit threshold may cost "
                                          "against the full depth", metavar="F", identity=True)
@@ -103,6 +110,8 @@ class RunConfig:
         for name in ("train_subset", "resolution", "threads"):
             if getattr(self, name) < 0:
                 raise UsageError(f"--{_flag(name)} must be 0 or a positive integer, got {getattr(self, name)}")
+        if not 0 <= self.seed < SEED_LIMIT:  # numpy's and torch's generators take no more
+            raise UsageError(f"--seed must be an integer from 0 to {SEED_LIMIT - 1}, got {_cut(self.seed)}")
         if 0 < self.resolution < 4:
             raise UsageError(f"--resolution must be 0 (as stored) or at least 4, got {self.resolution}")
         if self.space not in SPACES:

@@ -13,7 +13,7 @@ from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock, 
 from hwnas.evaluators.metrics import OBJECTIVES
 
 from . import attrs
-from .config import CONFIG_FILE, RunConfig, save_config
+from .config import CONFIG_FILE, SEED_LIMIT, RunConfig, save_config
 from .errors import UsageError
 from .samplers import Screen, make_sampler
 
@@ -58,9 +58,55 @@ class _TimedLock(JournalFileSymlinkLock):
             pause = min(pause * 2, 0.05)
 
 
-def _storage(path: Path) -> JournalStorage:
-    """The study's journal; a file that cannot be read is one clear error and is left untouched."""
+def set_aside_torn_tail(path: Path) -> Path | None:
+    """A journal whose last line has no newline was cut mid-append (a crash, a full disk): Optuna
+    reads past it, but the next append would glue a new line to it and make the whole file
+    unreadable. Under the journal's lock (a live writer's append is never mistaken for a torn one),
+    move the partial line to ``journal.log.torn-<time>`` beside it and cut the journal back to its
+    last whole line; return the new file, or None when the journal ends cleanly."""
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    lock = _TimedLock(str(path))
+    lock.acquire()
     try:
+        with open(path, "rb+") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - 1))
+            if f.read(1) == b"\n":
+                return None
+            # the start of the torn line: after the last newline (whole lines are short: read back in blocks)
+            end = size
+            while True:
+                start = max(0, end - 65536)
+                f.seek(start)
+                block = f.read(end - start)
+                cut = block.rfind(b"\n")
+                if cut >= 0 or start == 0:
+                    keep = start + cut + 1  # 0 when no line of the file is whole
+                    break
+                end = start
+            f.seek(keep)
+            torn = f.read()
+            aside = path.with_name(f"{path.name}.torn-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+            with open(aside, "wb") as out:
+                out.write(torn)
+                out.flush()
+                os.fsync(out.fileno())
+            f.truncate(keep)
+            f.flush()
+            os.fsync(f.fileno())
+    finally:
+        lock.release()
+    print(f"search: the last {len(torn)} bytes of {path} were a write cut short (a crash or a full disk): "
+          f"set aside in {aside.name}; the study reads as before", file=sys.stderr)
+    return aside
+
+
+def _storage(path: Path) -> JournalStorage:
+    """The study's journal; a file that cannot be read is one clear error and is left untouched
+    (but for a torn last line, set aside first: ``set_aside_torn_tail``)."""
+    try:
+        set_aside_torn_tail(path)
         return JournalStorage(JournalFileBackend(str(path), lock_obj=_TimedLock(str(path))))
     except UsageError:
         raise
@@ -98,7 +144,7 @@ def open_study(config: RunConfig, screen: Screen | None = None) -> optuna.Study:
     study.set_user_attr(attrs.CONFIG, config.as_dict())
     save_config(config, path.parent / CONFIG_FILE)
     # A continued study reseeds from its size, so a seeded sampler does not replay its first asks.
-    study.sampler = make_sampler(config.sampler, config.seed + len(study.trials), screen)
+    study.sampler = make_sampler(config.sampler, (config.seed + len(study.trials)) % SEED_LIMIT, screen)
     return study
 
 

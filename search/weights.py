@@ -12,10 +12,19 @@ def weights_path(directory: str, study: str, number: int) -> Path:
 
 
 def save_weights(directory: str, study: str, number: int, weights: bytes) -> Path:
-    """Write atomically, so a crash never leaves half a file that export would load."""
+    """Write atomically (through a temporary file, synced), so a crash never leaves half a file
+    that export would load; when the write fails (a full disk), nothing is left behind and the
+    OSError goes to the caller."""
     path = weights_path(directory, study, number)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(weights)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            f.write(weights)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
     return path

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 
 import optuna
@@ -18,7 +19,7 @@ from hwnas.spaces import Space, get_space
 
 from .. import attrs
 from ..config import RunConfig
-from ..errors import UsageError
+from ..errors import RunFailure, UsageError
 from ..executors import Executor, make_executor
 from ..observers import FrontFiles, Observer, Progress, Store, Tracker
 from ..recovery import THIS_PROCESS, abandon, reclaim_abandoned
@@ -27,6 +28,26 @@ from ..study import journal_path, open_study
 from . import trial as one
 
 Complete, Running = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING
+# Trials that fail one after another, with no COMPLETE between, before the run stops: a fault
+# every trial hits (a bad option, a broken node) would otherwise fail trials forever.
+FAILURES_IN_A_ROW = 20
+
+
+class _Failures:
+    """The reasons of the trials that failed since the last COMPLETE one."""
+
+    def __init__(self) -> None:
+        self.reasons: Counter[str] = Counter()
+
+    def told(self, trial: optuna.trial.FrozenTrial) -> None:
+        if trial.state == Complete:
+            self.reasons.clear()
+            return
+        self.reasons[str(trial.user_attrs.get(attrs.FAIL_REASON, "unknown"))[:200]] += 1
+        if self.reasons.total() >= FAILURES_IN_A_ROW:
+            counted = "; ".join(f"{n} x {reason}" for reason, n in self.reasons.most_common(3))
+            raise RunFailure(f"{self.reasons.total()} trials in a row failed ({counted}); the search stopped "
+                             f"and the study keeps them: fix the cause and run the same command again")
 
 
 def run_search(config: RunConfig, executor: Executor | None = None, progress: bool = True, track: bool = True,
@@ -97,6 +118,7 @@ def _optimize(study: optuna.Study, config: RunConfig, space: Space, evaluation: 
         if attrs.GENOTYPE in t.user_attrs:
             known.setdefault(t.user_attrs[attrs.GENOTYPE], t)
     in_flight: dict[int, optuna.trial.Trial] = {}
+    failures = _Failures()
     try:
         while True:
             with quiet.training():
@@ -127,6 +149,7 @@ def _optimize(study: optuna.Study, config: RunConfig, space: Space, evaluation: 
                         if told.state == Complete:
                             known.setdefault(told.user_attrs[attrs.GENOTYPE], told)
                         _notify(observers, study, told)
+                        failures.told(told)
             elif done < config.trials:  # the last trials run in another process: wait for them
                 time.sleep(1.0)
                 reclaim_abandoned(study)

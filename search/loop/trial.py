@@ -9,8 +9,10 @@ from hwnas.evaluators.metrics import Metrics
 from hwnas.spaces import Space
 
 from .. import attrs
+from ..errors import RunFailure
 from ..executors import Outcome
-from ..weights import save_weights
+from ..recovery import abandon
+from ..weights import save_weights, weights_path
 
 
 def sample(trial: optuna.trial.Trial, space: Space, evaluation: Evaluation) -> str:
@@ -49,5 +51,12 @@ def tell_outcome(study: optuna.Study, trial: optuna.trial.Trial, outcome: Outcom
         trial.set_user_attr(attrs.FAIL_REASON, outcome.error)
         return study.tell(trial, state=optuna.trial.TrialState.FAIL)
     if outcome.result.weights is not None:
-        save_weights(directory, study.study_name, trial.number, outcome.result.weights)
+        try:
+            save_weights(directory, study.study_name, trial.number, outcome.result.weights)
+        except OSError as e:  # a full disk: the trial is not COMPLETE without its weights
+            where = weights_path(directory, study.study_name, trial.number)
+            abandon(study, trial, f"its weights could not be written ({e.strerror or e})")
+            raise RunFailure(f"cannot write {where}: {e.strerror or e}; trial {trial.number} was failed and "
+                             f"queued to run again, the study is consistent: free space and run the same "
+                             f"command again") from None
     return tell_complete(study, trial, outcome.result.metrics, objectives, outcome.result.summary)

@@ -1,0 +1,114 @@
+"""What a careless or hostile user can do to a search, kept fixed: nothing lost, nothing runs away,
+one line and a non-zero exit where a traceback was (exit 2: the request; exit 1: the machine or the
+trials let the run down)."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from hwnas.evaluators import TrialSpec
+from hwnas.evaluators.data import _read_image, load_folder
+from hwnas.search.config import RunConfig
+from hwnas.search.errors import RunFailure
+from hwnas.search.executors import LocalExecutor
+from hwnas.search.loop import run
+from hwnas.search.study import journal_path, load_study
+from tests.conftest import ROOT
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _one_line(r: subprocess.CompletedProcess, status: int, fragment: str) -> None:
+    assert r.returncode == status, r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert "Traceback" not in r.stderr and fragment in lines[-1], r.stderr
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**70)])
+def test_a_seed_out_of_range_is_one_line_and_writes_nothing(cli, tmp_path, seed):
+    r = cli("run", "--space", "nb201", "--trials", "2", "--seed", seed, "--dir", str(tmp_path))
+    _one_line(r, 2, "--seed must be an integer from 0 to 4294967295")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_torn_journal_tail_is_set_aside_and_the_study_goes_on(cli, tmp_path):
+    args = ("--space", "nb201", "--study", "s", "--dir", str(tmp_path))
+    assert cli("run", "--trials", "4", *args).returncode == 0
+    journal = journal_path(str(tmp_path), "s")
+    whole = journal.read_bytes()
+    journal.write_bytes(whole[:-60])  # a crash or a full disk in the middle of an append
+    again = cli("run", "--trials", "6", *args)
+    assert again.returncode == 0, again.stderr
+    assert "were a write cut short" in again.stderr and "set aside in journal.log.torn-" in again.stderr
+    [aside] = tmp_path.joinpath("s").glob("journal.log.torn-*")
+    assert aside.read_bytes() == whole[:-60][whole[:-60].rfind(b"\n") + 1:]  # the partial line, kept
+    front = cli("front", "--study", "s", "--dir", str(tmp_path))
+    assert front.returncode == 0, front.stderr
+    assert sum(t.state.name == "COMPLETE" for t in load_study(str(tmp_path), "s").trials) == 6
+
+
+def _always_fails(spec: TrialSpec):
+    raise ValueError("Seed must be between 0 and 2**32 - 1")
+
+
+def test_a_failure_every_trial_hits_stops_the_run(tmp_path):
+    config = RunConfig(space="nb201", trials=200, dir=str(tmp_path), study="f")
+    with pytest.raises(RunFailure, match=r"20 trials in a row failed \(20 x ValueError: Seed must be"):
+        run.run_search(config, LocalExecutor(_always_fails), progress=False, track=False)
+    study = load_study(str(tmp_path), "f")
+    assert [t.state.name for t in study.trials] == ["FAIL"] * run.FAILURES_IN_A_ROW
+
+
+def _png16(path: Path, levels: np.ndarray) -> None:
+    Image.fromarray(levels.astype(np.uint16)).save(path)
+
+
+def test_16_bit_grey_images_keep_their_levels(tmp_path):
+    levels = np.arange(300, 364, dtype=np.uint16).reshape(8, 8) * 15  # 4500 to 5445: far above 255
+    _png16(tmp_path / "a.png", levels)
+    read = _read_image(tmp_path / "a.png")
+    assert read.shape == (8, 8) and np.allclose(read, levels / 65535.0)
+    for label in ("dark", "light"):
+        (tmp_path / "set" / label).mkdir(parents=True)
+        for i in range(6):
+            _png16(tmp_path / "set" / label / f"{i}.png", np.full((8, 8), 300 if label == "dark" else 998) + i)
+    data = load_folder(str(tmp_path / "set"))
+    x = np.concatenate([data.train[0].numpy(), data.val[0].numpy(), data.test[0].numpy()])
+    assert x.std() > 0.5  # the two classes stay apart (clipped at 255, every image was white)
+
+
+def _tmpfs(path: Path, size: str) -> None:
+    path.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({r.stderr.strip() or r.returncode}): needs root")
+
+
+@pytest.mark.slow
+def test_a_full_disk_ends_the_run_with_one_line_and_a_consistent_study(tmp_path):
+    disk = tmp_path / "disk"
+    _tmpfs(disk, "400k")
+    try:
+        args = [sys.executable, "-m", "hwnas.search", "run", "--trials", "20", "--epochs", "1", "--workers", "1",
+                "--study", "s", "--dir", str(disk)]
+        env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+        r = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+        _one_line(r, 1, "No space left on device")
+        assert not list(disk.rglob("*.tmp")), "a half-written file was left"
+        study = load_study(str(disk), "s")
+        complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+        assert complete and len(complete) < 20
+        for t in complete:  # COMPLETE only with what it promises
+            assert (disk / "s" / "trials" / str(t.number) / "weights.pt").is_file()
+        subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)
+        r = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+        assert r.returncode == 0, r.stderr
+        assert sum(t.state.name == "COMPLETE" for t in load_study(str(disk), "s").trials) == 20
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)
