@@ -96,6 +96,14 @@ def cmd_ui(args: argparse.Namespace) -> int:
     if store.server:
         print(f"MLFLOW_TRACKING_URI names a tracking server: browse {store.uri}")
         return 0
+    import socket
+
+    with socket.socket() as probe:  # another server on the port would answer the URL printed below
+        try:
+            probe.bind(("127.0.0.1", args.port))
+        except OSError as e:
+            raise UsageError(f"cannot serve on 127.0.0.1:{args.port} ({e.strerror or e}); choose another --port") \
+                from None
     url = f"http://127.0.0.1:{args.port}"
     print(f"MLflow UI on {store.uri} at {url} (starts in ~10 s; Ctrl-C stops it)", flush=True)
     # Browsing runs needs no background job workers (six processes) nor telemetry.
@@ -228,6 +236,15 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _readable(message: str, head: int = 300, tail: int = 200) -> str:
+    """One line of readable length: a message echoing a huge bad value keeps its start (what was
+    wrong) and its end (what is accepted)."""
+    message = " ".join(message.split())  # one line, whatever the value held
+    if len(message) <= head + tail + 40:
+        return message
+    return f"{message[:head]} [... {len(message) - head - tail:,} characters cut ...] {message[-tail:]}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     import optuna
@@ -237,10 +254,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except UsageError as e:
-        print(f"search: error: {e}", file=sys.stderr)
+        print(f"search: error: {_readable(str(e))}", file=sys.stderr)
         return 2
     except RunFailure as e:
-        print(f"search: error: {e}", file=sys.stderr)
+        print(f"search: error: {_readable(str(e))}", file=sys.stderr)
         return 1
     except OSError as e:  # the machine: a full disk, a folder gone; the study is left consistent
         where = f" ({e.filename})" if e.filename else ""

@@ -8,6 +8,7 @@ Precedence: the field's default < the config file < command-line flags.
 from __future__ import annotations
 
 import argparse
+import re
 import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -24,6 +25,16 @@ if TYPE_CHECKING:
 
 CONFIG_FILE = "config.yaml"  # the resolved configuration, saved next to the study's journal
 SEED_LIMIT = 2**32
+CONFIG_FILE_LIMIT = 1_000_000  # bytes: a configuration is a few hundred
+STUDY_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
+
+
+def check_study_name(name: str) -> None:
+    """A study name is a folder name and goes into generated code: letters, digits, '.', '-' and
+    '_' only (no path, no quote, no control character), at most 100, not starting with '.'."""
+    if not STUDY_NAME.fullmatch(name):
+        raise UsageError(f"bad study name {_cut(name)}: use letters, digits, '.', '-' and '_' (at most 100, "
+                         f"not starting with '.')")
 
 
 def _cut(value: object, limit: int = 60) -> str:
@@ -121,8 +132,7 @@ class RunConfig:
         if not 0.0 <= self.exit_tolerance < 1.0:
             raise UsageError(f"--exit-tolerance must be in [0, 1) (a fraction of accuracy), got {self.exit_tolerance}")
         self._resolve_for_space(get_space(self.space))
-        if "/" in self.study or self.study.startswith("."):
-            raise UsageError(f"bad study name {self.study!r}: use letters, digits, '-' and '_'")
+        check_study_name(self.study)
         problem = device_problem(self.device)
         if problem:
             raise UsageError(problem)
@@ -195,11 +205,11 @@ def _coerce(name: str, value: Any, where: str) -> bool | int | float | str | tup
             return value
         expected = "true or false"
     elif kind is int:
-        if text and value.strip().lstrip("+-").isdigit():
+        if text and value.strip().lstrip("+-").isdigit() and len(value) <= 30:
             return int(value)
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        expected = "an integer"
+        expected = "an integer" + (" of at most 30 digits" if text and value.strip().isdigit() else "")
     elif kind is float:
         try:
             if text or (isinstance(value, (int, float)) and not isinstance(value, bool)):
@@ -217,7 +227,7 @@ def _coerce(name: str, value: Any, where: str) -> bool | int | float | str | tup
         if text:
             return value
         expected = "text"
-    raise UsageError(f"bad {where}: {value!r} is not {expected}")
+    raise UsageError(f"bad {where}: {_cut(value)} is not {expected}")
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -250,10 +260,19 @@ def read_config_file(path: str) -> dict:
     import yaml
 
     try:
-        text = Path(path).read_text()
+        if Path(path).stat().st_size > CONFIG_FILE_LIMIT:
+            raise UsageError(f"--config {path} is {Path(path).stat().st_size:,} bytes; a configuration file "
+                             f"holds at most {CONFIG_FILE_LIMIT:,}")
+        text = Path(path).read_text(encoding="utf-8")
     except OSError as e:
         raise UsageError(f"cannot read --config {path}: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise UsageError(f"--config {path} is not UTF-8 text (byte {e.start})") from None
     try:
+        # An alias repeats a node: nested ones grow a few lines into gigabytes (a "billion laughs"
+        # file). Options need none, so any is refused before anything is built.
+        if any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(text, Loader=yaml.SafeLoader)):
+            raise UsageError(f"--config {path} uses YAML aliases (*name); write each value out")
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
@@ -270,8 +289,8 @@ def read_config_file(path: str) -> dict:
     for key, value in data.items():
         name = str(key).replace("-", "_")
         if name not in names:
-            raise UsageError(f"unknown key {key!r} in --config {path}; known keys: {', '.join(names)}")
-        values[name] = _coerce(name, value, f"{key!r} in --config {path}")
+            raise UsageError(f"unknown key {_cut(key)} in --config {path}; known keys: {', '.join(names)}")
+        values[name] = _coerce(name, value, f"{_cut(key)} in --config {path}")
     return values
 
 
@@ -281,6 +300,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     for f in fields(RunConfig):
         if f.name in vars(args):
             raw = getattr(args, f.name)
+            if isinstance(raw, str) and not raw.strip():  # an empty flag is not the default: say so
+                raise UsageError(f"--{_flag(f.name)} is empty; give a value or leave the flag out")
             values[f.name] = raw if isinstance(raw, bool) else _coerce(f.name, raw, f"--{_flag(f.name)}")
     return RunConfig(**values)
 

@@ -13,7 +13,7 @@ from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock, 
 from hwnas.evaluators.metrics import OBJECTIVES
 
 from . import attrs
-from .config import CONFIG_FILE, SEED_LIMIT, RunConfig, save_config
+from .config import CONFIG_FILE, SEED_LIMIT, RunConfig, check_study_name, save_config
 from .errors import UsageError
 from .samplers import Screen, make_sampler
 
@@ -120,7 +120,13 @@ def _storage(path: Path) -> JournalStorage:
 def open_study(config: RunConfig, screen: Screen | None = None) -> optuna.Study:
     """Create the study, or continue it when it exists with the same space, data and objectives."""
     path = journal_path(config.dir, config.study)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not os.access(path.parent, os.W_OK):
+            raise PermissionError(13, "not writable")
+    except OSError as e:
+        raise UsageError(f"cannot keep study {config.study!r} in --dir {config.dir}: {e.strerror or e} "
+                         f"({path.parent})") from None
     storage = _storage(path)
     names = {s.study_name for s in storage.get_all_studies()}  # reading first: a failed create still writes
     if config.study not in names:
@@ -149,6 +155,7 @@ def open_study(config: RunConfig, screen: Screen | None = None) -> optuna.Study:
 
 
 def load_study(directory: str, name: str) -> optuna.Study:
+    check_study_name(name)
     path = journal_path(directory, name)
     if not path.exists():
         raise UsageError(f"no study {name!r} in {directory}/ (looked for {path})")

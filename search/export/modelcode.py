@@ -113,14 +113,21 @@ def model_source(genotype: Genotype, input_shape: tuple[int, int, int], num_clas
              "    logits = model.eval()(x)  # x: N x C x H x W, preprocessed as the training data")
     if g.exits:
         usage += "\n    logits, head = model.predict_early_exit(x[:1])  # leaves early on easy inputs"
-    doc = (f'"""{title or "An exported network"}.\n\nGenotype: {g}\n\nStandalone: needs torch only. Usage:\n\n'
-           f'{usage}\n"""')
+    doc = (f'"""{_inert(title or "An exported network")}.\n\nGenotype: {g}\n\nStandalone: needs torch only. '
+           f'Usage:\n\n{usage}\n"""')
     network = ["class Network(nn.Module):",
                '    """The network, layer by layer (module names match the search\'s builder)."""', "",
                "    def " + init_sig + ":", "        super().__init__()",
                *("        " + line for line in init), "", "\n".join(methods).rstrip()]
     return "\n".join([doc, "from __future__ import annotations", "", "import torch", "from torch import nn",
                       "", *constants, "", "", _blocks_source(g).rstrip(), "", "", *network]) + "\n"
+
+
+def _inert(text: str) -> str:
+    """Text from outside (a study name) made safe inside a triple-quoted docstring: printable
+    characters only, backslashes and quotes escaped, so it can never end the string and run."""
+    printable = "".join(c if c.isprintable() else " " for c in text)
+    return printable.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def _method(signature: str, doc: str, body: list[str]) -> str:

@@ -198,6 +198,12 @@ def export(request: ExportRequest) -> list[str]:
     out = Path(request.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UsageError(f"--out {out} exists and is not an empty folder; name a new one")
+    try:  # before any work: a place it cannot write is a bad request, said at once
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if not os.access(out.parent, os.W_OK):
+            raise PermissionError(13, "not writable")
+    except OSError as e:
+        raise UsageError(f"cannot write --out {out}: {e.strerror or e} ({out.parent})") from None
     data = trial_data(config.dataset, config.data_dir, config.recipe())  # as the trials saw it
     genotype = parse(trial.user_attrs[attrs.GENOTYPE])
     model, weights = _weights(request, study, trial, genotype, data)
@@ -214,7 +220,6 @@ def export(request: ExportRequest) -> list[str]:
                   exit_threshold=figures.exit_threshold).values(),
         "weights": weights,
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
         umask = os.umask(0)

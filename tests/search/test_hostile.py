@@ -112,3 +112,83 @@ def test_a_full_disk_ends_the_run_with_one_line_and_a_consistent_study(tmp_path)
         assert sum(t.state.name == "COMPLETE" for t in load_study(str(disk), "s").trials) == 20
     finally:
         subprocess.run(["umount", str(disk)], capture_output=True)
+
+
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"
+    for i in range(9))
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--study", "a b"], "bad study name 'a b'"),
+    (["--study", "x\n\x1b[31mred"], "bad study name"),
+    (["--study", "../up"], "bad study name '../up'"),
+    (["--study", "s" * 300], "(302 characters)"),
+    (["--objectives", ""], "--objectives is empty"),
+    (["--dataset", " "], "--dataset is empty"),
+    (["--config", "BOMB"], "uses YAML aliases"),
+    (["--config", "LATIN1"], "is not UTF-8 text"),
+    (["--config", "HUGE"], "bytes; a configuration file holds at most 1,000,000"),
+    (["--config", "LONG"], "characters cut ...]"),
+    (["--epochs", "9" * 100_000], "... (100002 characters) is not an integer of at most 30 digits"),
+    (["--dir", "FILE"], "cannot keep study 'nb201' in --dir"),
+])
+def test_hostile_run_input_is_one_short_line_exit_2_and_changes_nothing(cli, tmp_path, args, fragment):
+    files = {"BOMB": BOMB.encode(), "LATIN1": "trials: 3 # caf\xe9\n".encode("latin-1"),
+             "HUGE": b"# " + b"x" * 1_100_000 + b"\ntrials: 3\n", "LONG": b"dataset: " + b"x" * 900_000 + b"\n",
+             "FILE": b"a file, not a folder\n"}
+    args = [str(tmp_path / a) if a in files else a for a in args]
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content)
+    before = _files(tmp_path)
+    r = cli("run", "--space", "nb201", "--trials", "2", *(["--dir", str(tmp_path / "runs")] if "--dir" not in args else []),
+            *args)
+    _one_line(r, 2, fragment)
+    assert len(r.stderr) < 600 and _files(tmp_path) == before
+
+
+def test_study_names_are_checked_where_a_study_is_read(cli, tmp_path):
+    r = cli("front", "--study", "../../etc", "--dir", str(tmp_path))
+    _one_line(r, 2, "bad study name '../../etc'")
+
+
+def test_ui_on_a_port_in_use_is_refused(cli):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        r = cli("ui", "--port", str(taken.getsockname()[1]))
+    _one_line(r, 2, "choose another --port")
+
+
+def test_export_to_a_place_it_cannot_write_is_refused_before_any_work(cli, tmp_path):
+    import shutil
+
+    shutil.copytree(Path(__file__).resolve().parents[1] / "data" / "studies" / "before-hwnas", tmp_path / "before-hwnas")
+    (tmp_path / "file").write_text("x")
+    r = cli("export", "--study", "before-hwnas", "--dir", str(tmp_path), "--trial", "1", "--out",
+            str(tmp_path / "file" / "model"))
+    _one_line(r, 2, "cannot write --out")
+
+
+def test_sync_of_a_study_without_a_complete_trial(cli, tmp_path, mlflow_store):
+    from hwnas.search.study import open_study
+
+    study = open_study(RunConfig(space="nb201", study="none-complete", dir=str(tmp_path), sampler="random"))
+    trial = study.ask()
+    trial.set_user_attr("fail_reason", "ValueError: no")
+    study.tell(trial, state=__import__("optuna").trial.TrialState.FAIL)
+    r = cli("sync", "--study", "none-complete", "--dir", str(tmp_path))
+    assert r.returncode == 0 and "trial runs: 1 created" in r.stderr, r.stderr
+
+
+def test_exported_code_keeps_outside_text_inert():
+    from hwnas.search.export.modelcode import model_source
+    from hwnas.spaces import parse
+
+    hostile = 'x"""\nimport os; os.system("echo pwned")  # \\'
+    source = model_source(parse("stem_c8_k3_s1_relu, conv_r1_k3_s2_c16_relu, head_relu"), (1, 8, 8), 10, None, hostile)
+    namespace: dict = {}
+    exec(compile(source, "model.py", "exec"), namespace)  # defines the network, runs nothing else
+    assert "import os" in namespace["__doc__"] and "pwned" in namespace["__doc__"] and "os" not in namespace
