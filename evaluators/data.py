@@ -7,8 +7,10 @@ Official test sets stay the test split; the validation split is carved from the 
 from __future__ import annotations
 
 import gzip
+import math
 import pickle
 import struct
+import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch.nn import functional as F
+
+from hwnas.spaces.limits import TooLarge, check_memory
 
 SPLIT_SEED = 0  # fixed, so every study of a data set sees the same splits
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"  # where Debian's dataset-fashion-mnist puts it
@@ -92,21 +96,28 @@ def _find(directory: Path, name: str, what: str) -> Path:
 
 
 def read_idx(path: Path) -> np.ndarray:
-    """An idx file (the MNIST format: big-endian header, unsigned bytes), gzip'd or not."""
+    """An idx file (the MNIST format: big-endian header, unsigned bytes), gzip'd or not. The header
+    is read first and the size it declares checked against the memory limit, so a small file that
+    expands to gigabytes is refused before it is decompressed."""
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as f:
-            raw = f.read()
-    except (OSError, EOFError) as e:
+            head = f.read(4)
+            if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] != 0x08:
+                raise DataError(f"{path} is not an idx file of unsigned bytes (bad magic number)")
+            dims = struct.unpack(f">{head[3]}I", f.read(4 * head[3]).ljust(4 * head[3], b"\0"))
+            size = math.prod(dims)
+            try:
+                check_memory(size, f"{path} (header: {' x '.join(map(str, dims))} bytes)")
+            except TooLarge as e:
+                raise DataError(str(e)) from None
+            raw = f.read(size + 1)
+    except (OSError, EOFError, zlib.error) as e:
         raise DataError(f"cannot read {path}: {e}") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
-        raise DataError(f"{path} is not an idx file of unsigned bytes (bad magic number)")
-    ndim = raw[3]
-    dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
-    body = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
-    if body.size != int(np.prod(dims)):
-        raise DataError(f"{path} holds {body.size} bytes of data; its header says {dims}")
-    return body.reshape(dims)
+    if len(raw) != size:
+        raise DataError(f"{path} holds {'more than ' if len(raw) > size else ''}{min(len(raw), size):,} bytes of "
+                        f"data; its header says {' x '.join(map(str, dims))}")
+    return np.frombuffer(raw, dtype=np.uint8).reshape(dims)
 
 
 def load_fashion_mnist(data_dir: str | None = None) -> Dataset:
@@ -178,10 +189,17 @@ def load_cifar10(data_dir: str | None = None) -> Dataset:
 def _read_image(path: Path) -> np.ndarray:
     """One image as floats in [0, 1], scaled by its bit depth: H x W (grey) or H x W x 3 (colour).
     A 16-bit grey image keeps its 65,536 levels (converting it to 8 bits would clip it at 255)."""
-    from PIL import Image, UnidentifiedImageError
+    import warnings
+
+    from PIL import Image
 
     try:
-        with Image.open(path) as im:
+        with warnings.catch_warnings():
+            # Pillow warns past 89 M pixels and refuses past twice that: refuse at the warning
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(path)
+        with im:
+            check_memory(4 * 3 * im.width * im.height, f"image {path} ({im.width} x {im.height})")
             im.load()
             if im.mode in ("1", "L", "LA"):
                 return np.asarray(im.convert("L"), dtype=np.float32) / 255.0
@@ -195,10 +213,12 @@ def _read_image(path: Path) -> np.ndarray:
                 raise DataError(f"image {path} holds floating-point pixels; 8- and 16-bit images are read: save it "
                                 f"with one of those depths")
             return np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
-    except (OSError, UnidentifiedImageError, ValueError) as e:
-        if isinstance(e, DataError):
-            raise
-        raise DataError(f"cannot read image {path}: {e}") from None
+    except DataError:
+        raise
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError, TooLarge) as e:
+        raise DataError(f"image {path} is too large to read: {e}") from None
+    except Exception as e:  # a malformed file makes Pillow raise many kinds (OSError, SyntaxError, ...)
+        raise DataError(f"cannot read image {path}: {type(e).__name__}: {e}") from None
 
 
 def _resized(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -274,6 +294,12 @@ def prepare(data: Dataset, resolution: int = 0, train_subset: int = 0) -> Datase
         keep = torch.randperm(len(train[0]), generator=torch.Generator().manual_seed(SPLIT_SEED))[:train_subset]
         train = (train[0][keep], train[1][keep])
     if resolution and (resolution, resolution) != tuple(shape[1:]):
+        images = sum(len(x) for x, _ in (train, val, test))
+        try:
+            check_memory(4 * images * shape[0] * resolution ** 2,
+                         f"{data.name} at --resolution {resolution} ({images:,} images)")
+        except TooLarge as e:
+            raise DataError(str(e)) from None
         train, val, test = ((_resize(x, resolution), y) for x, y in (train, val, test))
         shape = (shape[0], resolution, resolution)
     if train is data.train and shape == data.input_shape:

@@ -133,6 +133,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from hwnas.evaluators.metrics import REGISTRY
     from hwnas.evaluators.trial import cheap_metrics
     from hwnas.spaces import NAMED, GenotypeError, build, parse
+    from hwnas.spaces.limits import TooLarge
 
     if args.genotype in NAMED:
         genotype = NAMED[args.genotype]
@@ -142,7 +143,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         except GenotypeError as e:
             raise UsageError(f"{e} (or name one of: {', '.join(NAMED)})") from None
     shape = _input_shape(args.input)
-    model = build(genotype, shape, _positive("--classes", args.classes))
+    try:
+        model = build(genotype, shape, _positive("--classes", args.classes))
+    except TooLarge as e:
+        raise UsageError(str(e)) from None
     if args.threads < 0:
         raise UsageError(f"--threads must be 0 (all cores) or a positive integer, got {args.threads}")
     figures = cheap_metrics(model, shape, "cpu", args.threads).values()

@@ -10,6 +10,7 @@ from torch import nn
 
 from .blocks import ClassifierHead, ConvBnAct, InvertedResidual, StandardConv
 from .genotype import Exit, Genotype, Stage
+from .limits import check_memory
 
 NEVER = 2.0  # an exit threshold no softmax confidence reaches: the exits are never taken
 
@@ -127,5 +128,36 @@ class Network(nn.Module):
         return "\n".join([*lines, "", repr(self)]) + "\n"
 
 
+def estimated_bytes(genotype: Genotype, input_shape: tuple[int, int, int], num_classes: int) -> int:
+    """What building and running the network at batch 1 takes, about: its float32 weights (exact
+    for convolutions and linear layers, which hold nearly all of them) and its two largest
+    activations (a layer's input and output), without allocating any of it."""
+    g, plan = genotype, layout(genotype, input_shape)
+    weights = input_shape[0] * g.stem.channels * g.stem.kernel ** 2
+    c, h, w = input_shape
+    activations = [c * h * w, g.stem.channels * plan.stem_shape[1] * plan.stem_shape[2]]
+    for s in plan.stages:
+        st, (c, h, w) = s.stage, s.out_shape
+        for cin, stride in s.cells:
+            if st.kind == "conv":
+                weights += cin * c * st.kernel ** 2
+                mid = c
+            else:
+                mid = max(1, round(cin * st.expansion))
+                weights += cin * mid + mid * st.kernel ** 2 + mid * c
+            activations.append(mid * h * w * stride * stride)  # the expanded map, before its stride
+        if s.exit:
+            exit_width = s.exit[1].channels or c
+            weights += c * s.exit[1].channels + exit_width * num_classes
+    width = g.head.channels or plan.head_channels
+    weights += plan.head_channels * g.head.channels + width * (g.head.hidden or num_classes)
+    weights += g.head.hidden * num_classes
+    largest = sorted(activations)[-2:]
+    return 4 * (weights + sum(largest))
+
+
 def build(genotype: Genotype, input_shape: tuple[int, int, int], num_classes: int) -> Network:
+    """The network; TooLarge (before allocating anything) when it would pass the memory limit."""
+    check_memory(estimated_bytes(genotype, input_shape, num_classes),
+                 f"network {str(genotype)[:80]} at {'x'.join(map(str, input_shape))} with {num_classes:,} classes")
     return Network(genotype, input_shape, num_classes)

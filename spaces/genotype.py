@@ -46,8 +46,8 @@ class Stem:
     act: str = "relu"
 
     def __post_init__(self) -> None:
-        _check(self.channels > 0 and self.kernel % 2 == 1 and self.stride in (1, 2),
-               f"bad stem {self!r}: channels > 0, odd kernel, stride 1 or 2")
+        _check(self.channels > 0 and self.kernel % 2 == 1 and self.kernel <= MAX_KERNEL and self.stride in (1, 2),
+               f"bad stem {self!r}: channels > 0, odd kernel up to {MAX_KERNEL}, stride 1 or 2")
         _check(self.act in ACTIVATIONS, f"unknown activation {self.act!r}; one of {', '.join(ACTIVATIONS)}")
 
     def __str__(self) -> str:
@@ -68,7 +68,8 @@ class Stage:
     def __post_init__(self) -> None:
         _check(self.kind in KINDS, f"unknown cell kind {self.kind!r}; one of {', '.join(KINDS)}")
         _check(self.channels > 0 and self.repeats > 0, f"bad stage {self!r}: channels and repeats > 0")
-        _check(self.kernel % 2 == 1, f"bad stage {self!r}: kernel must be odd")
+        _check(self.kernel % 2 == 1 and self.kernel <= MAX_KERNEL, f"bad stage {self!r}: kernel must be odd, "
+                                                                 f"up to {MAX_KERNEL}")
         _check(self.stride in (1, 2), f"bad stage {self!r}: stride 1 or 2")
         _check(self.expansion >= 1.0, f"bad stage {self!r}: expansion >= 1")
         _check(self.kind == "ir" or self.expansion == 1.0, f"bad stage {self!r}: only ir cells expand")
@@ -157,6 +158,8 @@ class Genotype:
 
 
 _FIELD = re.compile(r"^([a-z]+?)(\d+(?:\.\d+)?)$")
+MAX_KERNEL = 31  # the largest kernels in use (RepLKNet) are 31; a larger one only burns time
+MAX_NUMBER = 10**7  # channels, repeats, widths: far past any network here, far below C's int
 
 
 def _fields(section: str, allowed: dict[str, type]) -> tuple[dict[str, Any], str | None]:
@@ -174,6 +177,8 @@ def _fields(section: str, allowed: dict[str, type]) -> tuple[dict[str, Any], str
             raise GenotypeError(f"unknown field {token!r} in {section!r}; fields: {', '.join(allowed)} and an "
                                 f"activation ({', '.join(ACTIVATIONS)})")
         key, raw = m.group(1), m.group(2)
+        _check(len(raw) <= 12 and float(raw) <= MAX_NUMBER,
+               f"field {token[:20]!r} in {section[:80]!r} is too large (at most {MAX_NUMBER:,})")
         _check(key not in values, f"field {key!r} given twice in {section!r}")
         _check(allowed[key] is float or "." not in raw, f"field {token!r} in {section!r} must be an integer")
         values[key] = allowed[key](raw)

@@ -125,7 +125,12 @@ def _weights(request: ExportRequest, study: optuna.Study, trial: optuna.trial.Fr
     path = weights_path(request.dir, request.study, owner)
     if path.exists():
         model = build(genotype, data.input_shape, data.num_classes)
-        model.load_state_dict(torch.load(path, weights_only=True))
+        try:  # weights_only: a file that holds code is refused, not run
+            model.load_state_dict(torch.load(path, weights_only=True))
+        except Exception as e:  # empty, truncated, not a state dict, another network's
+            reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+            raise UsageError(f"trial {owner}'s weights {path} do not load into its network ({type(e).__name__}: "
+                             f"{reason}); delete the file and export again to retrain it from its recipe") from None
         return model.eval(), {"source": "trial", "trial": owner, "path": str(path), "data": "train",
                               "recipe": asdict(recipe)}
     model = _trained(genotype, data, recipe, data.train)

@@ -192,3 +192,84 @@ def test_exported_code_keeps_outside_text_inert():
     namespace: dict = {}
     exec(compile(source, "model.py", "exec"), namespace)  # defines the network, runs nothing else
     assert "import os" in namespace["__doc__"] and "pwned" in namespace["__doc__"] and "os" not in namespace
+
+
+def _idx_gz(path: Path, dims: tuple[int, ...], body: bytes) -> None:
+    import gzip
+    import struct
+
+    with gzip.open(path, "wb") as f:
+        f.write(bytes([0, 0, 8, len(dims)]) + struct.pack(f">{len(dims)}I", *dims) + body)
+
+
+@pytest.mark.parametrize("case,fragment", [
+    ("bomb", "needs about 9.0 GB, over the limit"),  # a header declaring 9 GB, a few bytes on disk
+    ("short", "holds 100 bytes of data; its header says 10 x 28 x 28"),
+    ("corrupt", "cannot read"),
+    ("truncated", "cannot read"),
+])
+def test_idx_files_that_lie_or_break_are_one_line(tmp_path, case, fragment):
+    import gzip
+
+    from hwnas.evaluators.data import DataError, read_idx
+
+    path = tmp_path / "x-idx3-ubyte.gz"
+    if case == "bomb":
+        _idx_gz(path, (90_000, 10_000, 10), b"\0" * 100)
+    elif case == "short":
+        _idx_gz(path, (10, 28, 28), b"\0" * 100)
+    else:
+        _idx_gz(path, (10, 28, 28), bytes(range(256)) * 31)
+        data = path.read_bytes()
+        path.write_bytes(data[:20] + b"\xff" * 40 + data[60:] if case == "corrupt" else data[:len(data) // 2])
+    with pytest.raises(DataError, match=fragment):
+        read_idx(path)
+    assert gzip  # the real reader's own module, not a mock
+
+
+@pytest.mark.parametrize("content", [b"", b"BM\x00\x01garbage", b"P6\n99999 99999\n255\n\x00", b"GIF89a\x01",
+                                     b"\x89PNG\r\n\x1a\n" + b"\x00" * 30])
+def test_malformed_images_are_one_line(tmp_path, content):
+    from hwnas.evaluators.data import DataError
+
+    (tmp_path / "bad.img").write_bytes(content)
+    with pytest.raises(DataError, match="image .*bad.img"):
+        _read_image(tmp_path / "bad.img")
+
+
+def test_a_decompression_bomb_image_is_refused(tmp_path):
+    from hwnas.evaluators.data import DataError
+
+    Image.new("1", (12_000, 12_000)).save(tmp_path / "bomb.png")  # 144 M pixels in a few kB
+    with pytest.raises(DataError, match="too large to read"):
+        _read_image(tmp_path / "bomb.png")
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["inspect", "stem_c100000_k3_s1_relu, conv_r1_k3_s2_c16_relu, head_relu"], "over the limit of 8 GB"),
+    (["inspect", "mobilenet_v2", "--classes", "1000000000"], "over the limit of 8 GB (set HWNAS_MAX_MEMORY_GB"),
+    (["inspect", "stem_c8_k999_s1_relu, conv_r1_k3_s2_c16_relu, head_relu"], "odd kernel up to 31"),
+    (["inspect", "stem_c99999999999999999999_k3_s1_relu, conv_r1_k3_s2_c16_relu, head_relu"], "is too large"),
+    (["run", "--resolution", "100000", "--trials", "1"], "at --resolution 100000 (1,797 images) needs about"),
+])
+def test_inputs_that_would_allocate_too_much_are_refused_first(cli, tmp_path, args, fragment):
+    r = cli(*args, *(["--dir", str(tmp_path)] if args[0] == "run" else []), timeout=60)
+    _one_line(r, 2, fragment)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("content", [b"", b"not a pickle", "torch-dict"])
+def test_damaged_weights_are_one_line_at_export(cli, tmp_path, content):
+    import shutil
+
+    import torch
+
+    shutil.copytree(Path(__file__).resolve().parents[1] / "data" / "studies" / "before-hwnas", tmp_path / "before-hwnas")
+    weights = tmp_path / "before-hwnas" / "trials" / "1" / "weights.pt"
+    if content == "torch-dict":
+        torch.save({"stem.0.weight": torch.zeros(3)}, weights)  # another network's
+    else:
+        weights.write_bytes(content)
+    r = cli("export", "--study", "before-hwnas", "--dir", str(tmp_path), "--trial", "1", "--out", str(tmp_path / "out"))
+    _one_line(r, 2, "do not load into its network")
+    assert not (tmp_path / "out").exists()
