@@ -118,6 +118,8 @@ class RunConfig:
         for name in ("trials", "epochs", "batch_size"):
             if getattr(self, name) <= 0:
                 raise UsageError(f"--{_flag(name)} must be a positive integer, got {getattr(self, name)}")
+        if self.threads > 1024:
+            raise UsageError(f"--threads must be at most 1024, got {self.threads}")
         for name in ("train_subset", "resolution", "threads"):
             if getattr(self, name) < 0:
                 raise UsageError(f"--{_flag(name)} must be 0 or a positive integer, got {getattr(self, name)}")
@@ -260,10 +262,12 @@ def read_config_file(path: str) -> dict:
     import yaml
 
     try:
-        if Path(path).stat().st_size > CONFIG_FILE_LIMIT:
-            raise UsageError(f"--config {path} is {Path(path).stat().st_size:,} bytes; a configuration file "
+        with open(path, "rb") as f:  # read up to the limit only: a device or a pipe may never end
+            raw = f.read(CONFIG_FILE_LIMIT + 1)
+        if len(raw) > CONFIG_FILE_LIMIT:
+            raise UsageError(f"--config {path} holds more than {CONFIG_FILE_LIMIT:,} bytes; a configuration file "
                              f"holds at most {CONFIG_FILE_LIMIT:,}")
-        text = Path(path).read_text(encoding="utf-8")
+        text = raw.decode("utf-8")
     except OSError as e:
         raise UsageError(f"cannot read --config {path}: {e.strerror or e}") from None
     except UnicodeDecodeError as e:

@@ -103,6 +103,16 @@ def _notify(observers: Sequence[Observer], study: optuna.Study, trial: optuna.tr
         observer(study, trial)
 
 
+def _twin(study: optuna.Study, number: int, genotype: str) -> optuna.trial.FrozenTrial | None:
+    """The first other trial of ``genotype`` that is COMPLETE, or else RUNNING with a lower number
+    (so of two trials that drew one network at once, the later waits for the earlier)."""
+    twins = [t for t in study.get_trials(deepcopy=False, states=(Complete, Running))
+             if t.number != number and t.user_attrs.get(attrs.GENOTYPE) == genotype]
+    complete = [t for t in twins if t.state == Complete]
+    running = [t for t in twins if t.state == Running and t.number < number]
+    return min(complete or running, key=lambda t: t.number, default=None)
+
+
 def _optimize(study: optuna.Study, config: RunConfig, space: Space, evaluation: Evaluation, executor: Executor,
               observers: Sequence[Observer]) -> None:
     """Keep the executor full until the study holds ``config.trials`` COMPLETE trials. On any
@@ -118,28 +128,53 @@ def _optimize(study: optuna.Study, config: RunConfig, space: Space, evaluation: 
         if attrs.GENOTYPE in t.user_attrs:
             known.setdefault(t.user_attrs[attrs.GENOTYPE], t)
     in_flight: dict[int, optuna.trial.Trial] = {}
+    # trials whose genotype an earlier trial is training (here or in another `search run`): they
+    # wait for its figures rather than train it again; trial number -> (trial, genotype, original)
+    waiting: dict[int, tuple[optuna.trial.Trial, str, int]] = {}
     failures = _Failures()
+
+    def submit(trial: optuna.trial.Trial, genotype: str) -> None:
+        in_flight[trial.number] = trial
+        executor.submit(TrialSpec(trial.number, genotype, config.dataset, recipe, config.device, config.data_dir,
+                                  config.threads, exit_tolerance=config.exit_tolerance))
+
+    def duplicate(trial: optuna.trial.Trial, original: optuna.trial.FrozenTrial) -> None:
+        _notify(observers, study, one.tell_duplicate(study, trial, original, config.objectives))
+
     try:
         while True:
             with quiet.training():
+                for number, (trial, genotype, original) in list(waiting.items()):
+                    first = study.trials[original]
+                    if first.state == Complete:
+                        duplicate(trial, first)
+                    elif first.state == Running or len(in_flight) >= executor.capacity:
+                        continue
+                    else:  # the original failed: this trial trains the network itself
+                        submit(trial, genotype)
+                    del waiting[number]
                 # Counted in the storage, so two `search run`s on one study share the work.
                 states = [t.state for t in study.get_trials(deepcopy=False, states=(Complete, Running))]
                 done, running = states.count(Complete), states.count(Running)
-                if done >= config.trials and not in_flight:
+                if done >= config.trials and not in_flight and not waiting:
                     return
                 while len(in_flight) < executor.capacity and done + running < config.trials:
                     trial = study.ask()
                     in_flight[trial.number] = trial  # from here on, an interrupt abandons it
                     trial.set_user_attr(attrs.OWNER, THIS_PROCESS)
                     genotype = one.sample(trial, space, evaluation)
-                    if genotype in known:
-                        del in_flight[trial.number]
-                        _notify(observers, study, one.tell_duplicate(study, trial, known[genotype], config.objectives))
+                    del in_flight[trial.number]
+                    twin = known.get(genotype) or _twin(study, trial.number, genotype)
+                    if twin is not None and twin.state == Complete:
+                        known.setdefault(genotype, twin)
+                        duplicate(trial, twin)
                         done += 1
-                        continue
-                    executor.submit(TrialSpec(trial.number, genotype, config.dataset, recipe, config.device,
-                                              config.data_dir, config.threads, exit_tolerance=config.exit_tolerance))
-                    running += 1
+                    elif twin is not None:
+                        waiting[trial.number] = (trial, genotype, twin.number)
+                        running += 1
+                    else:
+                        submit(trial, genotype)
+                        running += 1
             if in_flight:
                 outcomes = executor.wait()
                 with quiet.training():
@@ -150,13 +185,13 @@ def _optimize(study: optuna.Study, config: RunConfig, space: Space, evaluation: 
                             known.setdefault(told.user_attrs[attrs.GENOTYPE], told)
                         _notify(observers, study, told)
                         failures.told(told)
-            elif done < config.trials:  # the last trials run in another process: wait for them
+            elif waiting or done < config.trials:  # trials run in another process: wait for them
                 time.sleep(1.0)
                 reclaim_abandoned(study)
     except BaseException as e:
         reason = ("interrupted (Ctrl-C) before it finished" if isinstance(e, KeyboardInterrupt)
                   else f"the search stopped before it finished ({type(e).__name__}: {e})")
-        for trial in in_flight.values():
+        for trial in [*in_flight.values(), *(t for t, _, _ in waiting.values())]:
             failed = abandon(study, trial, reason)
             if failed is not None:
                 _notify(observers, study, failed)

@@ -30,13 +30,23 @@ def _one_line(r: subprocess.CompletedProcess, status: int, fragment: str) -> Non
     assert "Traceback" not in r.stderr and fragment in lines[-1], r.stderr
 
 
+def _main(capsys, *argv: str) -> subprocess.CompletedProcess:
+    """The real `search` command in this process (no start-up cost), as a finished process."""
+    from hwnas.search.cli import main
+
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(["search", *argv], status, out, err)
+
+
 @pytest.mark.parametrize("seed", ["-1", str(2**70)])
-def test_a_seed_out_of_range_is_one_line_and_writes_nothing(cli, tmp_path, seed):
-    r = cli("run", "--space", "nb201", "--trials", "2", "--seed", seed, "--dir", str(tmp_path))
+def test_a_seed_out_of_range_is_one_line_and_writes_nothing(capsys, tmp_path, seed):
+    r = _main(capsys, "run", "--space", "nb201", "--trials", "2", "--seed", seed, "--dir", str(tmp_path))
     _one_line(r, 2, "--seed must be an integer from 0 to 4294967295")
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_a_torn_journal_tail_is_set_aside_and_the_study_goes_on(cli, tmp_path):
     args = ("--space", "nb201", "--study", "s", "--dir", str(tmp_path))
     assert cli("run", "--trials", "4", *args).returncode == 0
@@ -129,11 +139,13 @@ BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
     (["--config", "BOMB"], "uses YAML aliases"),
     (["--config", "LATIN1"], "is not UTF-8 text"),
     (["--config", "HUGE"], "bytes; a configuration file holds at most 1,000,000"),
+    (["--config", "/dev/zero"], "holds more than 1,000,000 bytes"),
+    (["--threads", "100000000"], "--threads must be at most 1024"),
     (["--config", "LONG"], "characters cut ...]"),
     (["--epochs", "9" * 100_000], "... (100002 characters) is not an integer of at most 30 digits"),
     (["--dir", "FILE"], "cannot keep study 'nb201' in --dir"),
 ])
-def test_hostile_run_input_is_one_short_line_exit_2_and_changes_nothing(cli, tmp_path, args, fragment):
+def test_hostile_run_input_is_one_short_line_exit_2_and_changes_nothing(capsys, tmp_path, args, fragment):
     files = {"BOMB": BOMB.encode(), "LATIN1": "trials: 3 # caf\xe9\n".encode("latin-1"),
              "HUGE": b"# " + b"x" * 1_100_000 + b"\ntrials: 3\n", "LONG": b"dataset: " + b"x" * 900_000 + b"\n",
              "FILE": b"a file, not a folder\n"}
@@ -141,37 +153,38 @@ def test_hostile_run_input_is_one_short_line_exit_2_and_changes_nothing(cli, tmp
     for name, content in files.items():
         (tmp_path / name).write_bytes(content)
     before = _files(tmp_path)
-    r = cli("run", "--space", "nb201", "--trials", "2", *(["--dir", str(tmp_path / "runs")] if "--dir" not in args else []),
-            *args)
+    r = _main(capsys, "run", "--space", "nb201", "--trials", "2",
+              *(["--dir", str(tmp_path / "runs")] if "--dir" not in args else []), *args)
     _one_line(r, 2, fragment)
     assert len(r.stderr) < 600 and _files(tmp_path) == before
 
 
-def test_study_names_are_checked_where_a_study_is_read(cli, tmp_path):
-    r = cli("front", "--study", "../../etc", "--dir", str(tmp_path))
+def test_study_names_are_checked_where_a_study_is_read(capsys, tmp_path):
+    r = _main(capsys, "front", "--study", "../../etc", "--dir", str(tmp_path))
     _one_line(r, 2, "bad study name '../../etc'")
 
 
-def test_ui_on_a_port_in_use_is_refused(cli):
+def test_ui_on_a_port_in_use_is_refused(capsys):
     import socket
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        r = cli("ui", "--port", str(taken.getsockname()[1]))
+        r = _main(capsys, "ui", "--port", str(taken.getsockname()[1]))
     _one_line(r, 2, "choose another --port")
 
 
-def test_export_to_a_place_it_cannot_write_is_refused_before_any_work(cli, tmp_path):
+def test_export_to_a_place_it_cannot_write_is_refused_before_any_work(capsys, tmp_path):
     import shutil
 
     shutil.copytree(Path(__file__).resolve().parents[1] / "data" / "studies" / "before-hwnas", tmp_path / "before-hwnas")
     (tmp_path / "file").write_text("x")
-    r = cli("export", "--study", "before-hwnas", "--dir", str(tmp_path), "--trial", "1", "--out",
-            str(tmp_path / "file" / "model"))
+    r = _main(capsys, "export", "--study", "before-hwnas", "--dir", str(tmp_path), "--trial", "1", "--out",
+              str(tmp_path / "file" / "model"))
     _one_line(r, 2, "cannot write --out")
 
 
+@pytest.mark.slow
 def test_sync_of_a_study_without_a_complete_trial(cli, tmp_path, mlflow_store):
     from hwnas.search.study import open_study
 
@@ -252,14 +265,14 @@ def test_a_decompression_bomb_image_is_refused(tmp_path):
     (["inspect", "stem_c99999999999999999999_k3_s1_relu, conv_r1_k3_s2_c16_relu, head_relu"], "is too large"),
     (["run", "--resolution", "100000", "--trials", "1"], "at --resolution 100000 (1,797 images) needs about"),
 ])
-def test_inputs_that_would_allocate_too_much_are_refused_first(cli, tmp_path, args, fragment):
-    r = cli(*args, *(["--dir", str(tmp_path)] if args[0] == "run" else []), timeout=60)
+def test_inputs_that_would_allocate_too_much_are_refused_first(capsys, tmp_path, args, fragment):
+    r = _main(capsys, *args, *(["--dir", str(tmp_path)] if args[0] == "run" else []))
     _one_line(r, 2, fragment)
     assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("content", [b"", b"not a pickle", "torch-dict"])
-def test_damaged_weights_are_one_line_at_export(cli, tmp_path, content):
+def test_damaged_weights_are_one_line_at_export(capsys, tmp_path, content):
     import shutil
 
     import torch
@@ -270,6 +283,55 @@ def test_damaged_weights_are_one_line_at_export(cli, tmp_path, content):
         torch.save({"stem.0.weight": torch.zeros(3)}, weights)  # another network's
     else:
         weights.write_bytes(content)
-    r = cli("export", "--study", "before-hwnas", "--dir", str(tmp_path), "--trial", "1", "--out", str(tmp_path / "out"))
+    r = _main(capsys, "export", "--study", "before-hwnas", "--dir", str(tmp_path), "--trial", "1", "--out",
+              str(tmp_path / "out"))
     _one_line(r, 2, "do not load into its network")
     assert not (tmp_path / "out").exists()
+
+
+class _TwoAtOnce:
+    """An executor that takes two trials before it evaluates them (as two Ray workers would), in
+    this process, counting what it evaluates."""
+
+    capacity, description = 2, "two at once (test)"
+
+    def __init__(self) -> None:
+        from hwnas.evaluators import tabular
+
+        self.evaluate, self.pending, self.evaluated = tabular.evaluate, [], []
+
+    def submit(self, spec):
+        self.pending.append(spec)
+
+    def wait(self):
+        from hwnas.search.executors import run_one
+
+        done = [run_one(spec, self.evaluate) for spec in self.pending]
+        self.evaluated += [spec.genotype for spec in self.pending]
+        self.pending = []
+        return done
+
+    def driver_quiet(self):
+        from hwnas.evaluators import quiet
+
+        return quiet.Alone()
+
+    def close(self):
+        pass
+
+
+def test_a_network_drawn_twice_at_once_is_trained_once(tmp_path):
+    from hwnas.search.study import open_study
+
+    config = RunConfig(space="nb201", trials=3, dir=str(tmp_path), study="twice", sampler="random")
+    study = open_study(config)
+    params = {name: "nor_conv_3x3" for name in ("e01", "e02", "e12", "e03", "e13", "e23")}
+    for _ in range(3):
+        study.enqueue_trial(params, skip_if_exists=False)  # the same network, asked three times
+    executor = _TwoAtOnce()
+    done = run.run_search(config, executor, progress=False, track=False)
+    assert len(executor.evaluated) == 1  # the others waited for its figures
+    trials = done.trials
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 3
+    assert [t.user_attrs.get("duplicate_of") for t in trials] == [None, 0, 0]
+    assert trials[1].values == trials[0].values
