@@ -205,8 +205,7 @@ def export(request: ExportRequest) -> list[str]:
         raise UsageError(f"--out {out} exists and is not an empty folder; name a new one")
     try:  # before any work: a place it cannot write is a bad request, said at once
         out.parent.mkdir(parents=True, exist_ok=True)
-        if not os.access(out.parent, os.W_OK):
-            raise PermissionError(13, "not writable")
+        os.rmdir(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))  # as the writing will
     except OSError as e:
         raise UsageError(f"cannot write --out {out}: {e.strerror or e} ({out.parent})") from None
     data = trial_data(config.dataset, config.data_dir, config.recipe())  # as the trials saw it
