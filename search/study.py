@@ -58,46 +58,42 @@ class _TimedLock(JournalFileSymlinkLock):
             pause = min(pause * 2, 0.05)
 
 
+def _ends_torn(path: Path) -> bool:
+    """Whether the file's last byte is not a newline (an empty file ends clean)."""
+    with open(path, "rb") as f:
+        if f.seek(0, os.SEEK_END) == 0:
+            return False
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) != b"\n"
+
+
 def set_aside_torn_tail(path: Path) -> Path | None:
     """A journal whose last line has no newline was cut mid-append (a crash, a full disk): Optuna
     reads past it, but the next append would glue a new line to it and make the whole file
-    unreadable. Under the journal's lock (a live writer's append is never mistaken for a torn one),
-    move the partial line to ``journal.log.torn-<time>`` beside it and cut the journal back to its
-    last whole line; return the new file, or None when the journal ends cleanly."""
-    if not path.exists() or path.stat().st_size == 0:
+    unreadable. Move the partial line to ``journal.log.torn-<time>-<pid>`` beside it and cut the
+    journal back to its last whole line; return the new file, or None when the journal ends
+    cleanly. Looked at again under the journal's lock, so a live writer's append in progress is
+    never mistaken for a torn one (and a clean journal costs one byte read, no lock)."""
+    if not path.exists() or not _ends_torn(path):
         return None
     lock = _TimedLock(str(path))
     lock.acquire()
     try:
+        if not _ends_torn(path):
+            return None
+        data = path.read_bytes()  # rare: read whole only when torn
+        keep = data.rfind(b"\n") + 1  # 0 when no line of the file is whole
+        aside = path.with_name(f"{path.name}.torn-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+        with open(aside, "wb") as out:
+            out.write(data[keep:])
+            out.flush()
+            os.fsync(out.fileno())
         with open(path, "rb+") as f:
-            size = f.seek(0, os.SEEK_END)
-            f.seek(max(0, size - 1))
-            if f.read(1) == b"\n":
-                return None
-            # the start of the torn line: after the last newline (whole lines are short: read back in blocks)
-            end = size
-            while True:
-                start = max(0, end - 65536)
-                f.seek(start)
-                block = f.read(end - start)
-                cut = block.rfind(b"\n")
-                if cut >= 0 or start == 0:
-                    keep = start + cut + 1  # 0 when no line of the file is whole
-                    break
-                end = start
-            f.seek(keep)
-            torn = f.read()
-            aside = path.with_name(f"{path.name}.torn-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
-            with open(aside, "wb") as out:
-                out.write(torn)
-                out.flush()
-                os.fsync(out.fileno())
             f.truncate(keep)
-            f.flush()
             os.fsync(f.fileno())
     finally:
         lock.release()
-    print(f"search: the last {len(torn)} bytes of {path} were a write cut short (a crash or a full disk): "
+    print(f"search: the last {len(data) - keep} bytes of {path} were a write cut short (a crash or a full disk): "
           f"set aside in {aside.name}; the study reads as before", file=sys.stderr)
     return aside
 

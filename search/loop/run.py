@@ -122,11 +122,6 @@ def _optimize(study: optuna.Study, config: RunConfig, space: Space, evaluation: 
               file=sys.stderr)
         _notify(observers, study, study.trials[number])
     recipe = config.recipe()
-    # genotype text -> a COMPLETE trial of it: an equal genotype is not trained again
-    known: dict[str, optuna.trial.FrozenTrial] = {}
-    for t in study.get_trials(deepcopy=False, states=(Complete,)):
-        if attrs.GENOTYPE in t.user_attrs:
-            known.setdefault(t.user_attrs[attrs.GENOTYPE], t)
     in_flight: dict[int, optuna.trial.Trial] = {}
     # trials whose genotype an earlier trial is training (here or in another `search run`): they
     # wait for its figures rather than train it again; trial number -> (trial, genotype, original)
@@ -145,7 +140,7 @@ def _optimize(study: optuna.Study, config: RunConfig, space: Space, evaluation: 
         while True:
             with quiet.training():
                 for number, (trial, genotype, original) in list(waiting.items()):
-                    first = study.trials[original]
+                    first = study.get_trials(deepcopy=False)[original]
                     if first.state == Complete:
                         duplicate(trial, first)
                     elif first.state == Running or len(in_flight) >= executor.capacity:
@@ -164,9 +159,9 @@ def _optimize(study: optuna.Study, config: RunConfig, space: Space, evaluation: 
                     trial.set_user_attr(attrs.OWNER, THIS_PROCESS)
                     genotype = one.sample(trial, space, evaluation)
                     del in_flight[trial.number]
-                    twin = known.get(genotype) or _twin(study, trial.number, genotype)
+                    # an equal genotype is not trained again, whichever process drew it first
+                    twin = _twin(study, trial.number, genotype)
                     if twin is not None and twin.state == Complete:
-                        known.setdefault(genotype, twin)
                         duplicate(trial, twin)
                         done += 1
                     elif twin is not None:
@@ -181,8 +176,6 @@ def _optimize(study: optuna.Study, config: RunConfig, space: Space, evaluation: 
                     for outcome in outcomes:
                         told = one.tell_outcome(study, in_flight.pop(outcome.spec.number), outcome,
                                                 config.objectives, config.dir)
-                        if told.state == Complete:
-                            known.setdefault(told.user_attrs[attrs.GENOTYPE], told)
                         _notify(observers, study, told)
                         failures.told(told)
             elif waiting or done < config.trials:  # trials run in another process: wait for them
