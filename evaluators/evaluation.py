@@ -11,6 +11,7 @@ from hwnas.spaces import Evaluated
 
 from . import data, metrics, tabular
 from .metrics import Metrics
+from .runtimes import DEFAULT_RUNTIME, THROUGHPUT_BATCH
 from .training import Recipe
 from .trial import TrialResult, TrialSpec, evaluate, screen, trial_data
 
@@ -68,11 +69,14 @@ class Trained:
     data_dir: str
     recipe: Recipe
     device: str
+    runtime: str = DEFAULT_RUNTIME
+    throughput_batch: int = THROUGHPUT_BATCH
     metrics: tuple[str, ...] = metrics.TRAINED
     local: bool = False
 
     def screen(self, genotype: str) -> Metrics:
-        return screen(genotype, self.dataset, self.data_dir, self.recipe, self.device)
+        return screen(genotype, self.dataset, self.data_dir, self.recipe, self.device, self.runtime,
+                      self.throughput_batch)
 
     @property
     def evaluate(self) -> Callable[[TrialSpec], TrialResult]:
@@ -96,7 +100,8 @@ class Table:
 
 
 def evaluation_for(kind: Evaluated, dataset: str, data_dir: str = "", recipe: Recipe | None = None,
-                   device: str = "cpu") -> Evaluation:
+                   device: str = "cpu", runtime: str = DEFAULT_RUNTIME,
+                   throughput_batch: int = THROUGHPUT_BATCH) -> Evaluation:
     """Reads the data (trained) or the table; raises DataError when it cannot."""
     check_dataset(kind, dataset)
     if kind is Evaluated.TABLE:
@@ -105,4 +110,4 @@ def evaluation_for(kind: Evaluated, dataset: str, data_dir: str = "", recipe: Re
     recipe = recipe or Recipe()
     d = trial_data(dataset, data_dir, recipe)
     return Trained(f"{dataset} {'x'.join(map(str, d.input_shape))} ({len(d.train[0])} training images)",
-                   d.input_shape, dataset, data_dir, recipe, device)
+                   d.input_shape, dataset, data_dir, recipe, device, runtime, throughput_batch)

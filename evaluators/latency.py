@@ -5,7 +5,7 @@ import contextlib
 import os
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -78,29 +78,36 @@ def _measure(model: nn.Module, input_shape: tuple[int, int, int], device: str, w
              min_runs: int, min_seconds: float, realtime: bool) -> Latency:
     model = model.to(device).eval()
     x = torch.randn(1, *input_shape, device=device)
-    cuda = device.startswith("cuda")
-    times: list[float] = []
     with torch.inference_mode():
-        start, runs = time.perf_counter(), 0
-        while runs < warmup or time.perf_counter() - start < warmup_seconds:
-            model(x)
-            if cuda:
-                torch.cuda.synchronize()
-            runs += 1
-        start = time.perf_counter()
-        while len(times) < min_runs or time.perf_counter() - start < min_seconds:
-            if cuda:
-                begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                begin.record()
-                model(x)
-                end.record()
-                end.synchronize()
-                times.append(begin.elapsed_time(end))
-            else:
-                t0 = time.perf_counter()
-                model(x)
-                times.append((time.perf_counter() - t0) * 1e3)
+        times = time_runs(lambda: model(x), device.startswith("cuda"), warmup, warmup_seconds, min_runs, min_seconds)
     return Latency(statistics.median(times), len(times), torch.get_num_threads(), device, realtime)
+
+
+def time_runs(forward: Callable[[], object], cuda: bool = False, warmup: int = 10, warmup_seconds: float = 0.05,
+              min_runs: int = 30, min_seconds: float = 0.05) -> list[float]:
+    """Milliseconds of each timed call of ``forward`` (any runtime's), after the warm-up. On CUDA
+    each run is timed with events after a synchronize."""
+    start, runs = time.perf_counter(), 0
+    while runs < warmup or time.perf_counter() - start < warmup_seconds:
+        forward()
+        if cuda:
+            torch.cuda.synchronize()
+        runs += 1
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < min_runs or time.perf_counter() - start < min_seconds:
+        if cuda:
+            begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            begin.record()
+            forward()
+            end.record()
+            end.synchronize()
+            times.append(begin.elapsed_time(end))
+        else:
+            t0 = time.perf_counter()
+            forward()
+            times.append((time.perf_counter() - t0) * 1e3)
+    return times
 
 
 def device_problem(device: str, check_available: bool = False) -> str | None:

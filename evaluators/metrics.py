@@ -17,9 +17,9 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 Direction = Literal["maximize", "minimize"]
-Value = float | int | bool | list[float] | list[int]
+Value = float | int | bool | str | list[float] | list[int]
 # How a value is shown in tables and progress lines.
-Style = Literal["fraction", "ms", "millions", "seconds", "plain"]
+Style = Literal["fraction", "ms", "millions", "seconds", "plain", "kb", "mb", "rate"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,17 @@ class Metric:
     style: Style
     help: str
     column: bool  # a column of the front table (`search front`), in field order
+    # a metric measured after training that never exceeds this cheap one (what a trial rejected
+    # before training is told for it: the full-depth cost of a network without exits)
+    bound: str | None = None
+
+    @property
+    def budget(self) -> str | None:
+        """The budget's key (``max_latency_ms``, ``min_throughput``): costs known before training
+        only, so a candidate over budget is never trained."""
+        if not self.cheap or self.direction is None:
+            return None
+        return ("max_" if self.direction == "minimize" else "min_") + self.name
 
     def show(self, value: Value) -> str:
         """The value as tables and the progress line print it."""
@@ -39,9 +50,15 @@ class Metric:
         return _show(self.style, value)
 
 
-def _show(style: Style, value: float | int | bool) -> str:
-    if isinstance(value, bool) or style == "plain":
+def _show(style: Style, value: float | int | bool | str) -> str:
+    if isinstance(value, (bool, str)) or style == "plain":
         return str(value)
+    if style == "kb":
+        return f"{value:.1f}"
+    if style == "mb":
+        return f"{value:.2f}"
+    if style == "rate":
+        return f"{value:.0f}"
     if style == "millions":
         return f"{value / 1e6:.3f} M"
     if style in ("ms", "seconds"):
@@ -50,9 +67,9 @@ def _show(style: Style, value: float | int | bool) -> str:
 
 
 def _metric(direction: Direction | None, cheap: bool, unit: str, style: Style, help: str,
-            column: bool = False) -> Any:
+            column: bool = False, bound: str | None = None) -> Any:
     return field(default=None, metadata=dict(direction=direction, cheap=cheap, unit=unit, style=style,
-                                             help=help, column=column))
+                                             help=help, column=column, bound=bound))
 
 
 @dataclass(frozen=True)
@@ -66,17 +83,31 @@ class Metrics:
         None, False, "", "fraction", "validation accuracy at full depth (networks with early exits)", True)
     test_accuracy: float | None = _metric(None, False, "", "fraction", "test accuracy, reported only", True)
     latency_ms: float | None = _metric(
-        "minimize", True, "ms", "ms", "median batch-1 latency on the evaluating device", True)
+        "minimize", True, "ms", "ms", "median batch-1 latency on the evaluating device, in the runtime the model "
+                                      "ships in (latency_runtime)", True)
     macs: int | None = _metric("minimize", True, "MACs", "millions", "multiply-adds for one input", True)
     params: int | None = _metric("minimize", True, "", "millions", "parameters", True)
+    peak_memory_mb: float | None = _metric(
+        "minimize", True, "MB", "mb", "weights plus the most activation memory alive at once in one batch-1 "
+                                      "forward (int8 runtimes: one byte an element)", True)
+    model_kb: float | None = _metric("minimize", True, "KB", "kb", "size of the file that ships (weights.pt, "
+                                                                   "model.onnx or model_int8.onnx)", True)
+    throughput: float | None = _metric(
+        "maximize", True, "images/s", "rate", "images a second at batch --throughput-batch in the runtime", True)
     expected_macs: float | None = _metric(
         "minimize", False, "MACs", "millions", "MACs weighted by where samples leave an early-exit network "
-                                               "(= macs without exits)", True)
+                                               "(= macs without exits)", True, bound="macs")
     expected_latency_ms: float | None = _metric(
-        "minimize", False, "ms", "ms", "latency of the dynamic early-exit network (= latency_ms without exits)", True)
+        "minimize", False, "ms", "ms", "latency of the dynamic early-exit network (= latency_ms without exits)", True,
+        bound="latency_ms")
     exit_rates: list[float] | None = _metric(
         None, False, "", "fraction", "share of validation samples leaving at each head, the main head last", True)
     test_accuracy_full: float | None = _metric(None, False, "", "fraction", "test accuracy at full depth")
+    accuracy_fp32: float | None = _metric(
+        None, False, "", "fraction", "validation accuracy of the float model (int8 runtimes: accuracy is the "
+                                     "quantized model's)")
+    test_accuracy_fp32: float | None = _metric(None, False, "", "fraction", "test accuracy of the float model")
+    latency_runtime: str | None = _metric(None, True, "", "plain", "the runtime latency_ms was timed in")
     train_seconds: float | None = _metric(None, False, "s", "seconds", "wall time of training")
     latency_threads: int | None = _metric(None, True, "", "plain", "CPU threads of the latency measurement")
     latency_runs: int | None = _metric(None, True, "", "plain", "forwards timed for the latency median")
@@ -93,9 +124,21 @@ class Metrics:
     def value(self, name: str) -> float:
         """One figure as a number (an objective's value); KeyError when not measured."""
         v = getattr(self, name, None) if name in REGISTRY else None
-        if v is None or isinstance(v, list):
+        if v is None or isinstance(v, (list, str)):
             raise KeyError(f"metric {name!r} was not measured")
         return float(v)
+
+    def rejected_value(self, name: str) -> float:
+        """An objective's value for a candidate rejected before training (its cheap figures only):
+        measured ones as they are; an unmeasured maximised one (accuracy) 0; an unmeasured cost its
+        bound (expected_macs: macs)."""
+        metric = REGISTRY[name]
+        if getattr(self, name) is not None:
+            return self.value(name)
+        if metric.direction == "maximize":
+            return 0.0
+        assert metric.bound is not None, f"{name} has no bound before training"
+        return self.value(metric.bound)
 
     def merged(self, other: Metrics) -> Metrics:
         """These figures with ``other``'s measured ones on top."""
@@ -119,14 +162,19 @@ COLUMNS: tuple[str, ...] = tuple(m.name for m in REGISTRY.values() if m.column)
 DEFAULT_OBJECTIVES = ("accuracy", "latency_ms", "macs")
 # What each evaluation reports (objectives are chosen among these).
 TRAINED = ("accuracy", "test_accuracy", "latency_ms", "macs", "params", "train_seconds", "expected_macs",
-           "expected_latency_ms")
+           "expected_latency_ms", "peak_memory_mb", "model_kb", "throughput")
 TABLE = ("accuracy", "latency_ms", "params", "train_seconds")
 LEGACY_ATTR = "metrics"  # the dict every trial also stored before the registry
+# budget key (max_latency_ms, min_throughput) -> its metric: one per cost known before training
+BUDGETS: dict[str, str] = {m.budget: m.name for m in REGISTRY.values() if m.budget}
 
 
 def _check() -> None:
     for name in (*DEFAULT_OBJECTIVES, *TRAINED, *TABLE):
         assert name in REGISTRY, f"{name} is not a metric"
+    for m in REGISTRY.values():
+        assert m.bound is None or REGISTRY[m.bound].cheap, f"{m.name}'s bound must be known before training"
+        assert m.cheap or m.direction != "minimize" or m.bound, f"{m.name}: a cost after training needs a bound"
 
 
 _check()

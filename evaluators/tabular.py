@@ -13,6 +13,7 @@ from importlib import resources
 
 from hwnas.spaces.nb201 import DATASETS, EDGES, OPS, Cell, CellError, parse_cell
 
+from .budgets import over_budget
 from .metrics import Metrics
 from .trial import TrialResult, TrialSpec
 
@@ -57,5 +58,7 @@ def screen(dataset: str, cell: str) -> Metrics:
 
 
 def evaluate(spec: TrialSpec) -> TrialResult:
-    """A trial of the table: its row (no weights, no model)."""
-    return TrialResult(lookup(spec.dataset, spec.genotype))
+    """A trial of the table: its row (no weights, no model); its cheap figures only when over a budget."""
+    row = lookup(spec.dataset, spec.genotype)
+    rejected = over_budget(row.cheap(), spec.budgets)
+    return TrialResult(row.cheap(), rejected=rejected) if rejected else TrialResult(row)

@@ -6,16 +6,20 @@ import io
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from hwnas.spaces import Network, build, parse
 
 from . import quiet
+from .budgets import Budget, over_budget
 from .cost import count_macs, count_params
 from .data import Dataset, crop_flip, load_dataset, prepare
 from .early_exit import exit_metrics
 from .latency import measure_latency
-from .metrics import Metrics
+from .memory import peak_memory_mb
+from .metrics import REGISTRY, Metrics
+from .runtimes import CALIBRATION_IMAGES, DEFAULT_RUNTIME, THROUGHPUT_BATCH, accuracy_in, runtime_costs, ship
 from .training import Recipe, accuracy_of, train
 
 
@@ -29,6 +33,9 @@ class TrialSpec:
     data_dir: str = ""  # where the data set's files are ("" = its default place)
     threads: int = 1  # CPU threads for the latency measurements (0 = all cores); see search.config
     exit_tolerance: float = 0.01  # accuracy an early-exit network may lose to its full depth (validation)
+    runtime: str = DEFAULT_RUNTIME  # what latency, throughput and file size are measured in (evaluators.runtimes)
+    throughput_batch: int = THROUGHPUT_BATCH
+    budgets: tuple[Budget, ...] = ()  # a candidate over one is rejected before training
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,7 @@ class TrialResult:
     metrics: Metrics
     weights: bytes | None = None  # the trained state_dict, torch.save'd: workers return it, the driver stores it
     summary: str | None = None  # the built network, printable (Network.summary): MLflow logs it
+    rejected: str | None = None  # why it was not trained: the budgets it breaks (metrics: the cheap ones only)
 
 
 @functools.lru_cache(maxsize=2)
@@ -53,14 +61,26 @@ def trial_data(dataset: str, data_dir: str, recipe: Recipe) -> Dataset:
     return _prepared(dataset, data_dir, recipe.resolution, recipe.train_subset)
 
 
-def cheap_metrics(model: torch.nn.Module, input_shape: tuple[int, int, int], device: str, threads: int) -> Metrics:
-    """What is known before training: exact size and cost, and measured latency. Only the timing
-    waits for a quiet phase (counting needs none, and every ms of quiet pauses the other trials)."""
-    params, macs = count_params(model), count_macs(model, input_shape)
+def cheap_metrics(model: torch.nn.Module, input_shape: tuple[int, int, int], device: str, threads: int,
+                  runtime: str = DEFAULT_RUNTIME, throughput_batch: int = THROUGHPUT_BATCH,
+                  calibration: np.ndarray | None = None, short: bool = False) -> Metrics:
+    """What is known before training: exact size, cost and memory, and latency, throughput and file
+    size measured in ``runtime`` (``short``: a screening's few runs). Only the timing waits for a
+    quiet phase (counting needs none, and every ms of quiet pauses the other trials)."""
+    int8 = runtime.endswith("int8")
+    counted = Metrics(params=count_params(model), macs=count_macs(model, input_shape),
+                      peak_memory_mb=peak_memory_mb(model, input_shape, 1 if int8 else 4))
+    if runtime == DEFAULT_RUNTIME and device != "cpu":  # a GPU: CUDA-event latency, as before
+        with quiet.measuring():
+            lat = measure_latency(model, input_shape, device, threads=threads)
+        return counted.merged(Metrics(latency_ms=lat.median_ms, latency_threads=lat.threads, latency_runs=lat.runs,
+                                      latency_realtime=lat.realtime, latency_runtime=runtime,
+                                      model_kb=len(ship(model, input_shape, runtime).file) / 1024))
+    shipped = ship(model, input_shape, runtime, calibration)
     with quiet.measuring():
-        lat = measure_latency(model, input_shape, device, threads=threads)
-    return Metrics(params=params, macs=macs, latency_ms=lat.median_ms, latency_threads=lat.threads,
-                   latency_runs=lat.runs, latency_realtime=lat.realtime)
+        costs = runtime_costs(model, input_shape, shipped, threads, throughput_batch, short)
+    model.to(device)
+    return counted.merged(costs)
 
 
 def state_dict_bytes(model: torch.nn.Module) -> bytes:
@@ -71,6 +91,7 @@ def state_dict_bytes(model: torch.nn.Module) -> bytes:
 
 def evaluate(spec: TrialSpec) -> TrialResult:
     """Build, cost, train and validate one genotype; raises on failure (the caller records why).
+    A network over a budget is not trained: its cheap figures come back with the reason.
     Writes no files: it may run on another machine."""
     # All of it is heavy work to a trial timing beside it on the same cores (building and counting
     # too, not only training): one training section, with this trial's own timings nested in it.
@@ -79,13 +100,24 @@ def evaluate(spec: TrialSpec) -> TrialResult:
         torch.manual_seed(spec.recipe.seed)
         model: Network = build(parse(spec.genotype), data.input_shape, data.num_classes)
         summary = model.summary()
-        m = cheap_metrics(model, data.input_shape, spec.device, spec.threads)
+        calibration = data.train[0][:CALIBRATION_IMAGES].numpy()
+        m = cheap_metrics(model, data.input_shape, spec.device, spec.threads, spec.runtime, spec.throughput_batch,
+                          calibration)
+        rejected = over_budget(m, spec.budgets)
+        if rejected:
+            return TrialResult(m, summary=summary, rejected=rejected)
         t0 = time.perf_counter()
         augment = crop_flip if spec.recipe.augment and data.augmentable else None
         train(model, data.train, spec.recipe, spec.device, augment)
         m = m.merged(Metrics(train_seconds=time.perf_counter() - t0,
                              accuracy=accuracy_of(model, data.val, spec.device),
                              test_accuracy=accuracy_of(model, data.test, spec.device)))
+        if spec.runtime.endswith("int8"):  # what ships is the quantized model: its accuracy is the trial's
+            shipped = ship(model, data.input_shape, spec.runtime, calibration)
+            m = m.merged(Metrics(accuracy_fp32=m.accuracy, test_accuracy_fp32=m.test_accuracy,
+                                 accuracy=accuracy_in(shipped, model, data.val, spec.threads),
+                                 test_accuracy=accuracy_in(shipped, model, data.test, spec.threads)))
+            model.to(spec.device)
         if model.exits:
             m = m.merged(exit_metrics(model, data.val, data.test, data.input_shape, spec.exit_tolerance,
                                       spec.device, spec.threads))
@@ -94,12 +126,14 @@ def evaluate(spec: TrialSpec) -> TrialResult:
         return TrialResult(m, state_dict_bytes(model), summary)
 
 
-def screen(genotype: str, dataset: str, data_dir: str, recipe: Recipe, device: str = "cpu") -> Metrics:
-    """Cheap metrics of a candidate not yet trained, for a sampler that screens many: exact size
-    and cost, and a short latency measurement (the trial measures it again, fully)."""
+def screen(genotype: str, dataset: str, data_dir: str, recipe: Recipe, device: str = "cpu",
+           runtime: str = DEFAULT_RUNTIME, throughput_batch: int = THROUGHPUT_BATCH) -> Metrics:
+    """Cheap metrics of a candidate not yet trained, for a sampler that screens many: exact size,
+    cost and memory, and a short timing in the runtime (the trial measures it again, fully)."""
     quiet.checkpoint()  # the sampler screens many in a row: a trial beside it may want to time
     data = trial_data(dataset, data_dir, recipe)
     model = build(parse(genotype), data.input_shape, data.num_classes)
-    lat = measure_latency(model, data.input_shape, device, warmup=2, min_runs=5, min_seconds=0.0,
-                          warmup_seconds=0.0)
-    return Metrics(params=count_params(model), macs=count_macs(model, data.input_shape), latency_ms=lat.median_ms)
+    m = cheap_metrics(model, data.input_shape, "cpu" if runtime != DEFAULT_RUNTIME else device, 1, runtime,
+                      throughput_batch, short=True)
+    # the figures a sampler compares (objectives and budgets), not how they were taken
+    return Metrics(**{k: v for k, v in m.values().items() if REGISTRY[k].direction})  # type: ignore[arg-type]

@@ -16,11 +16,23 @@ RETRY_OF = "retry_of"  # the abandoned trial whose parameters it runs again
 SCREENED = "screened"  # distinct candidates the hybrid sampler had screened when it chose this one
 MODEL_SUMMARY = "model_summary"  # the built network, printable (params per part and its modules)
 ABANDONED = "abandoned: "  # how the reason of a trial abandoned unfinished begins
+REJECTED = "rejected"  # why a candidate was not trained: the budgets it breaks (COMPLETE, infeasible)
 
 # study attributes
 IDENTITY = "identity"  # what must stay the same for trials to belong to the study
 CONFIG = "config"  # the configuration it was last run with
 MLFLOW_UID = "mlflow_uid"  # tells apart studies that share a name in one MLflow store
+
+
+def rejected(trial: optuna.trial.FrozenTrial) -> bool:
+    """Told COMPLETE with its cheap figures only, over a budget: never trained, never on the front,
+    not counted toward --trials. (COMPLETE, so Optuna's samplers learn its constraint values.)"""
+    return REJECTED in trial.user_attrs
+
+
+def trained(trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
+    """The COMPLETE trials that were trained (or looked up), not rejected over a budget."""
+    return [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and not rejected(t)]
 
 
 def abandoned(trial: optuna.trial.FrozenTrial) -> bool:

@@ -9,6 +9,8 @@ import time
 import warnings
 from typing import NoReturn
 
+from hwnas.evaluators.metrics import BUDGETS
+
 from .config import add_run_options, config_from_args
 from .errors import RunFailure, UsageError
 from .export import PICKS
@@ -32,10 +34,8 @@ def _positive(name: str, value: int) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import optuna
-
     from .loop import run_search
-    from .pareto import front_rows
+    from .pareto import candidates, front_rows, rejected_count
     from .study import load_study
 
     config = config_from_args(args)
@@ -48,23 +48,32 @@ def cmd_run(args: argparse.Namespace) -> int:
         study = run_search(config)
     except KeyboardInterrupt:
         study = load_study(config.dir, config.study)
-        complete = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
-        print(f"search: interrupted after {time.perf_counter() - t0:.1f} s: {complete} complete trials kept; "
+        print(f"search: interrupted after {time.perf_counter() - t0:.1f} s: {len(candidates(study))} complete trials "
+              f"kept{_over_budget(rejected_count(study))}; "
               f"trials in flight were abandoned and queued to run again. The same command continues. "
               f"Pareto front so far:", file=sys.stderr)
         print(render(front_rows(study), "table"))
         return 130
-    print(f"done: {config.trials} complete trials in {time.perf_counter() - t0:.1f} s; Pareto front:",
-          file=sys.stderr)
+    print(f"done: {config.trials} complete trials in {time.perf_counter() - t0:.1f} s"
+          f"{_over_budget(rejected_count(study))}; Pareto front:", file=sys.stderr)
     print(render(front_rows(study), "table"))
     return 0
 
 
+def _over_budget(n: int) -> str:
+    return f" ({n} candidates over budget were not trained)" if n else ""
+
+
 def cmd_front(args: argparse.Namespace) -> int:
-    from .pareto import front_rows
+    from .pareto import budgets_of, front_rows, rejected_count
     from .study import load_study
 
-    print(render(front_rows(load_study(args.dir, args.study)), args.format))
+    study = load_study(args.dir, args.study)
+    budgets = budgets_of(study)
+    if budgets or rejected_count(study):
+        within = ", ".join(f"{b.flag} {b.limit:g}" for b in budgets) or "none now"
+        print(f"front within the budgets ({within}){_over_budget(rejected_count(study))}", file=sys.stderr)
+    print(render(front_rows(study), args.format))
     return 0
 
 
@@ -120,17 +129,19 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from .config import budgets_from
     from .export import ExportRequest, export
 
+    given = budgets_from({k: getattr(args, k) for k in BUDGETS if getattr(args, k) is not None}, "flags")
     request = ExportRequest(study=args.study, out=args.out, dir=args.dir, trial=args.trial, pick=args.pick,
-                            max_latency_ms=args.max_latency_ms, max_macs=args.max_macs,
-                            retrain_epochs=args.retrain_epochs)
+                            budgets=given.get("budgets", ()), retrain_epochs=args.retrain_epochs)
     print("\n".join(export(request)))
     return 0
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     from hwnas.evaluators.metrics import REGISTRY
+    from hwnas.evaluators.runtimes import runtime_problem
     from hwnas.evaluators.trial import cheap_metrics
     from hwnas.spaces import NAMED, GenotypeError, build, parse
     from hwnas.spaces.limits import TooLarge
@@ -149,7 +160,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         raise UsageError(str(e)) from None
     if args.threads < 0:
         raise UsageError(f"--threads must be 0 (all cores) or a positive integer, got {args.threads}")
-    figures = cheap_metrics(model, shape, "cpu", args.threads).values()
+    problem = runtime_problem(args.runtime)
+    if problem:
+        raise UsageError(problem)
+    figures = cheap_metrics(model, shape, "cpu", args.threads, args.runtime,
+                            _positive("--throughput-batch", args.throughput_batch)).values()
     row = {"genotype": str(genotype), "input": "x".join(map(str, shape)), "classes": args.classes, **figures,
            "device": "cpu"}
     if args.format == "json":
@@ -157,9 +172,13 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         return 0
     width = max(map(len, row))
     for k, v in row.items():
-        millions = k in REGISTRY and REGISTRY[k].style == "millions"
-        shown = f"{v / 1e6:.3f} M ({v:,})" if millions else f"{v:.3f}" if isinstance(v, float) else str(v)
-        print(f"{k.ljust(width)}  {shown}")
+        metric = REGISTRY.get(k)
+        if metric is not None and metric.style == "millions":
+            shown = f"{v / 1e6:.3f} M ({v:,})"
+        else:
+            shown = metric.show(v) if metric is not None else str(v)
+        unit = f" {metric.unit}" if metric is not None and metric.unit and metric.style != "millions" else ""
+        print(f"{k.ljust(width)}  {shown}{unit}")
     return 0
 
 
@@ -220,8 +239,9 @@ def parser() -> argparse.ArgumentParser:
     which.add_argument("--trial", type=int, help="export this COMPLETE trial")
     which.add_argument("--pick", choices=PICKS, help="which front member: knee (default), max-accuracy, "
                        "min-latency (max-accuracy when a budget is given)")
-    e.add_argument("--max-latency-ms", type=float, help="only front members at most this latency")
-    e.add_argument("--max-macs", type=int, help="only front members with at most this many MACs")
+    for key in BUDGETS:
+        e.add_argument(f"--{key.replace('_', '-')}", metavar="X", help=f"only front members within it: {key} as "
+                                                                       f"on search run")
     e.add_argument("--retrain-epochs", type=int, help="retrain on train+validation for E epochs before export")
     e.add_argument("--out", required=True, help="folder to create (must not exist, or be empty)")
     e.set_defaults(func=cmd_export)
@@ -232,6 +252,10 @@ def parser() -> argparse.ArgumentParser:
     i.add_argument("--classes", type=int, default=1000, help="number of classes (default 1000)")
     i.add_argument("--threads", type=int, default=1, help="CPU threads for the latency measurement "
                                                            "(0 = all cores; default 1, as search run)")
+    i.add_argument("--runtime", default="torch", help="what it is timed in: torch, onnxruntime or "
+                                                      "onnxruntime-int8 (default torch, as search run)")
+    i.add_argument("--throughput-batch", type=int, default=32, help="batch size of the throughput "
+                                                                    "measurement (default 32)")
     i.add_argument("--format", choices=("table", "json"), default="table")
     i.set_defaults(func=cmd_inspect)
 

@@ -8,13 +8,15 @@ Precedence: the field's default < the config file < command-line flags.
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hwnas.evaluators.metrics import DEFAULT_OBJECTIVES, OBJECTIVES
+from hwnas.evaluators.budgets import Budget
+from hwnas.evaluators.metrics import BUDGETS, DEFAULT_OBJECTIVES, OBJECTIVES, REGISTRY
 
 from .errors import UsageError
 from .samplers import DEFAULT_SAMPLER, SAMPLERS
@@ -55,10 +57,43 @@ def parse_objectives(text: str) -> tuple[str, ...]:
     return names
 
 
-def option(default: Any, help: str, *, metavar: str | None = None, identity: bool = False) -> Any:
+def option(default: Any, help: str, *, metavar: str | None = None, identity: bool = False,
+           budgets: bool = False) -> Any:
     """A run option: its default, the help line --help and docs/cli.md show, and whether it is part
-    of a study's identity (trials run with another value do not belong to the same study)."""
-    return field(default=default, metadata={"help": help, "metavar": metavar, "identity": identity})
+    of a study's identity (trials run with another value do not belong to the same study).
+    ``budgets``: the field holding the budgets, one flag and key per budget (``BUDGETS``)."""
+    return field(default=default, metadata={"help": help, "metavar": metavar, "identity": identity,
+                                            "budgets": budgets})
+
+
+def budget_help(key: str) -> str:
+    metric = REGISTRY[BUDGETS[key]]
+    unit = f" ({metric.unit})" if metric.unit else ""
+    bound = "at most" if key.startswith("max_") else "at least"
+    return f"only train candidates whose {metric.name}{unit} is {bound} this: {metric.help}"
+
+
+def budgets_from(values: dict[str, Any], where: str) -> dict[str, Any]:
+    """``values`` with its budget keys (max_latency_ms: 5) gathered into ``budgets``; each a
+    positive number."""
+    out = {k: v for k, v in values.items() if k not in BUDGETS}
+    budgets = [] if "budgets" not in values else list(values["budgets"])
+    for key in BUDGETS:
+        if values.get(key) is None:
+            continue
+        value = values[key]
+        flag = "--" + _flag(key)
+        try:
+            limit = float(value) if not isinstance(value, bool) else math.nan
+        except (TypeError, ValueError):
+            raise UsageError(f"bad {flag if where == 'flags' else key + ' in ' + where}: {_cut(value)} is not "
+                             f"a number") from None
+        if not limit > 0 or not math.isfinite(limit):
+            raise UsageError(f"{flag} must be a positive number, got {_cut(value)}")
+        budgets = [b for b in budgets if b.key != key] + [Budget(key, limit)]
+    if budgets:
+        out["budgets"] = tuple(sorted(budgets, key=lambda b: list(BUDGETS).index(b.key)))
+    return out
 
 
 @dataclass(frozen=True)
@@ -90,6 +125,14 @@ class RunConfig:
     exit_tolerance: float = option(0.01, "validation accuracy (a fraction) the early-exit threshold may cost "
                                          "against the full depth", metavar="F", identity=True)
     device: str = option("cpu", "where trials train and are timed: cpu, cuda or cuda:N", identity=True)
+    runtime: str = option("torch", "what latency, throughput and file size are measured in: torch, onnxruntime or "
+                                   "onnxruntime-int8 (static int8, calibrated; its accuracy is the trial's)",
+                          identity=True)
+    throughput_batch: int = option(32, "batch size of the throughput measurement", metavar="N", identity=True)
+    # Not part of the identity: tightening a budget on a running study is natural; the front is
+    # always read against the budgets of the latest run (search.pareto).
+    budgets: tuple[Budget, ...] = option((), "bounds on costs known before training, one flag each "
+                                             "(--max-latency-ms and the others below)", budgets=True)
     # 1 by default: small nets at batch 1 run as fast on one thread here, and a one-thread timing is
     # not upset by the search's own processes on the other cores (benchmarks/ray_throughput.py)
     threads: int = option(1, "CPU threads for the latency measurements (0 = all cores)", metavar="N")
@@ -131,6 +174,15 @@ class RunConfig:
             raise UsageError(f"unknown space {self.space!r}; available: {', '.join(SPACES)}")
         if self.sampler not in SAMPLERS:
             raise UsageError(f"unknown sampler {self.sampler!r}; choose from {', '.join(SAMPLERS)}")
+        from hwnas.evaluators.runtimes import runtime_problem
+
+        problem = runtime_problem(self.runtime)
+        if problem:
+            raise UsageError(problem)
+        if self.runtime != "torch" and self.exits:
+            raise UsageError("--exits is timed in torch only; drop --exits or use --runtime torch")
+        if self.throughput_batch <= 0 or self.throughput_batch > 4096:
+            raise UsageError(f"--throughput-batch must be from 1 to 4096, got {self.throughput_batch}")
         if not 0.0 <= self.exit_tolerance < 1.0:
             raise UsageError(f"--exit-tolerance must be in [0, 1) (a fraction of accuracy), got {self.exit_tolerance}")
         self._resolve_for_space(get_space(self.space))
@@ -144,6 +196,7 @@ class RunConfig:
         evaluator (evaluators.evaluation: trained, or a table) offers."""
         from hwnas.evaluators.data import DataError
         from hwnas.evaluators.evaluation import DATASETS, METRICS, check_dataset
+        from hwnas.spaces import Evaluated
 
         kind = space.evaluated
         if not self.dataset:
@@ -160,6 +213,13 @@ class RunConfig:
             raise UsageError(f"space {self.space}: {e}") from None
         if self.exits and not space.supports_exits:
             raise UsageError(f"--exits does not apply to space {self.space}")
+        if self.runtime != "torch" and space.evaluated is not Evaluated.TRAINED:
+            raise UsageError(f"--runtime applies to trained spaces; space {self.space} reads its latency from "
+                             f"its table")
+        for b in self.budgets:
+            if b.metric not in METRICS[kind]:
+                raise UsageError(f"{b.flag}: space {self.space} does not measure {b.metric}; its budgets: "
+                                 f"{', '.join('--' + _flag(k) for k, m in BUDGETS.items() if m in METRICS[kind])}")
 
     def identity(self) -> dict[str, Any]:
         """What must stay the same for trials to belong to one study: the options marked so."""
@@ -174,8 +234,11 @@ class RunConfig:
                       resolution=self.resolution, augment=self.augment, seed=self.seed)
 
     def as_dict(self) -> dict:
+        """Plain values, as the config file and the study keep them: a budget as its own key."""
         d = asdict(self)
         d["objectives"] = list(self.objectives)
+        del d["budgets"]
+        d.update({b.key: b.limit for b in self.budgets})
         return d
 
 
@@ -237,6 +300,11 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE.yaml",
                         help="read options from this YAML file (keys: the option names); flags override it")
     for f in fields(RunConfig):
+        if f.metadata["budgets"]:
+            for key in BUDGETS:
+                parser.add_argument(f"--{_flag(key)}", dest=key, default=argparse.SUPPRESS, metavar="X",
+                                    help=budget_help(key))
+            continue
         shown = "" if f.default in ("", None, ()) else f" (default: {_shown(f.default)})"
         help_text = f.metadata.get("help", "") + shown
         kind = _base(_types()[f.name])[0]
@@ -288,19 +356,28 @@ def read_config_file(path: str) -> dict:
     if not isinstance(data, dict):
         raise UsageError(f"--config {path} must hold a mapping of option names to values, "
                          f"got {type(data).__name__}")
-    names = [f.name for f in fields(RunConfig)]
+    names = [f.name for f in fields(RunConfig) if not f.metadata["budgets"]]
     values = {}
     for key, value in data.items():
         name = str(key).replace("-", "_")
+        if name in BUDGETS:
+            values[name] = value
+            continue
         if name not in names:
-            raise UsageError(f"unknown key {_cut(key)} in --config {path}; known keys: {', '.join(names)}")
+            raise UsageError(f"unknown key {_cut(key)} in --config {path}; known keys: "
+                             f"{', '.join(names + list(BUDGETS))}")
         values[name] = _coerce(name, value, f"{_cut(key)} in --config {path}")
-    return values
+    return budgets_from(values, f"--config {path}")
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """Defaults, then the --config file, then the flags given on the command line."""
     values = read_config_file(args.config) if getattr(args, "config", None) else {}
+    given = {key: getattr(args, key) for key in BUDGETS if key in vars(args)}
+    for key, raw in given.items():
+        if not raw.strip():
+            raise UsageError(f"--{_flag(key)} is empty; give a value or leave the flag out")
+    values = budgets_from({**values, **given}, "flags")
     for f in fields(RunConfig):
         if f.name in vars(args):
             raw = getattr(args, f.name)

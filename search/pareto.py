@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import optuna
 
-from hwnas.evaluators.metrics import COLUMNS, REGISTRY, Metrics
+from hwnas.evaluators.budgets import Budget, over_budget
+from hwnas.evaluators.metrics import BUDGETS, COLUMNS, REGISTRY, Metrics
 
 from . import attrs
 
@@ -98,13 +99,38 @@ def trial_row(trial: optuna.trial.FrozenTrial) -> Row:
     return row
 
 
-def front_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """Front members (``study.best_trials``), most accurate first; a duplicate genotype appears once."""
+def budgets_of(study: optuna.Study) -> tuple[Budget, ...]:
+    """The budgets of the study's latest run (none for a study made before budgets)."""
+    stored = study.user_attrs.get(attrs.CONFIG) or {}
+    return tuple(Budget(k, float(stored[k])) for k in BUDGETS if stored.get(k) is not None)
+
+
+def candidates(study: optuna.Study, budgets: tuple[Budget, ...] | None = None) -> list[optuna.trial.FrozenTrial]:
+    """The trained trials within ``budgets`` (default: the latest run's): what a front is made of.
+    A budget tightened since a trial was trained leaves it out."""
+    budgets = budgets_of(study) if budgets is None else budgets
+    trained = attrs.trained(study.get_trials(deepcopy=False, states=(Complete,)))
+    return [t for t in trained if over_budget(Metrics.from_attrs(t.user_attrs), budgets) is None]
+
+
+def best_trials(study: optuna.Study, budgets: tuple[Budget, ...] | None = None) -> list[optuna.trial.FrozenTrial]:
+    """The non-dominated trials among ``candidates``."""
+    members = candidates(study, budgets)
+    if not members:
+        return []
+    sign = np.array([-1.0 if d == Maximize else 1.0 for d in study.directions])
+    points = np.array([t.values for t in members]) * sign
+    dominated = [bool(np.any(np.all(points <= p, axis=1) & np.any(points < p, axis=1))) for p in points]
+    return [t for t, d in zip(members, dominated) if not d]
+
+
+def front_trials(study: optuna.Study, budgets: tuple[Budget, ...] | None = None) -> list[optuna.trial.FrozenTrial]:
+    """Front members (``best_trials``), most accurate first; a duplicate genotype appears once."""
     def key(t: optuna.trial.FrozenTrial) -> tuple[float, int]:
         return -(Metrics.from_attrs(t.user_attrs).accuracy or 0.0), t.number
 
     members, seen = [], set()
-    for t in sorted(study.best_trials, key=key):
+    for t in sorted(best_trials(study, budgets), key=key):
         genotype = t.user_attrs.get(attrs.GENOTYPE)
         if genotype in seen:
             continue
@@ -117,15 +143,20 @@ def front_rows(study: optuna.Study) -> list[Row]:
     return [trial_row(t) for t in front_trials(study)]
 
 
+def rejected_count(study: optuna.Study) -> int:
+    """Candidates rejected over a budget (never trained)."""
+    return sum(attrs.rejected(t) for t in study.get_trials(deepcopy=False, states=(Complete,)))
+
+
 def study_hypervolume(study: optuna.Study) -> float:
-    """Normalised hypervolume of the study's front (0.0 while it has no complete trial)."""
-    complete = study.get_trials(deepcopy=False, states=(Complete,))
+    """Normalised hypervolume of the study's front (0.0 while it has no trained trial within budget)."""
+    complete = candidates(study)
     if not complete:
         return 0.0
     scale = np.max([t.values for t in complete], axis=0)
     scale[scale <= 0] = 1.0
     maximize = [d == Maximize for d in study.directions]
-    return hypervolume(normalised_losses(np.array([t.values for t in study.best_trials]), maximize, scale))
+    return hypervolume(normalised_losses(np.array([t.values for t in best_trials(study)]), maximize, scale))
 
 
 # ---- its plot ----------------------------------------------------------------------------------------
@@ -156,7 +187,7 @@ def front_figure(study: optuna.Study, front: set[int]) -> Figure:
     from matplotlib.figure import Figure  # no pyplot: no global backend, renders with Agg
 
     names = study.metric_names or [f"objective {i}" for i in range(len(study.directions))]
-    complete = study.get_trials(deepcopy=False, states=(Complete,))
+    complete = attrs.trained(study.get_trials(deepcopy=False, states=(Complete,)))
     maximized = [i for i, d in enumerate(study.directions) if d == Maximize]
     y = maximized[0] if maximized else 0
     xs: list[int | None] = [j for j in range(len(names)) if j != y] or [None]  # one objective: per trial

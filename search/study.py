@@ -10,10 +10,10 @@ from pathlib import Path
 import optuna
 from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock, JournalStorage
 
-from hwnas.evaluators.metrics import OBJECTIVES
+from hwnas.evaluators.metrics import BUDGETS, OBJECTIVES
 
 from . import attrs
-from .config import CONFIG_FILE, SEED_LIMIT, RunConfig, check_study_name, save_config
+from .config import CONFIG_FILE, SEED_LIMIT, RunConfig, budgets_from, check_study_name, save_config
 from .errors import UsageError
 from .samplers import Screen, make_sampler
 
@@ -167,5 +167,6 @@ def study_config(study: optuna.Study) -> RunConfig:
     stored = study.user_attrs.get(attrs.CONFIG)
     if stored is None:
         raise UsageError(f"study {study.study_name!r} holds no run configuration; was it made by `search run`?")
-    known = {f.name for f in dataclasses.fields(RunConfig)} - {"objectives"}  # others' options: ignored
-    return RunConfig(**{k: v for k, v in stored.items() if k in known}, objectives=tuple(stored["objectives"]))
+    known = {f.name for f in dataclasses.fields(RunConfig)} - {"objectives"} | set(BUDGETS)  # others': ignored
+    values = budgets_from({k: v for k, v in stored.items() if k in known}, f"study {study.study_name!r}")
+    return RunConfig(**values, objectives=tuple(stored["objectives"]))

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hwnas.evaluators.budgets import Budget
+
 from ..errors import UsageError
 
 PICKS = ("knee", "max-accuracy", "min-latency")
@@ -16,21 +18,14 @@ class ExportRequest:
     dir: str = "runs"
     trial: int | None = None
     pick: str | None = None  # default: knee, or max-accuracy when a budget is given
-    max_latency_ms: float | None = None
-    max_macs: int | None = None
+    budgets: tuple[Budget, ...] = ()  # choose among the front of the trials within these (and the run's)
     retrain_epochs: int | None = None
 
     def __post_init__(self) -> None:
         if self.pick is not None and self.pick not in PICKS:
             raise UsageError(f"unknown --pick {self.pick!r}; choose from {', '.join(PICKS)}")
-        if self.trial is not None and (self.pick or self.budgeted):
+        if self.trial is not None and (self.pick or self.budgets):
             raise UsageError("--trial names one trial; --pick and the budgets choose among the front: "
                              "give one or the other")
-        for name, value in (("--max-latency-ms", self.max_latency_ms), ("--max-macs", self.max_macs),
-                            ("--retrain-epochs", self.retrain_epochs)):
-            if value is not None and not value > 0:
-                raise UsageError(f"{name} must be positive, got {value}")
-
-    @property
-    def budgeted(self) -> bool:
-        return self.max_latency_ms is not None or self.max_macs is not None
+        if self.retrain_epochs is not None and not self.retrain_epochs > 0:
+            raise UsageError(f"--retrain-epochs must be positive, got {self.retrain_epochs}")

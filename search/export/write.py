@@ -18,13 +18,13 @@ import torch
 
 from hwnas.evaluators import Recipe, accuracy_of, count_macs, count_params, train
 from hwnas.evaluators.data import Dataset, crop_flip
-from hwnas.evaluators.metrics import Metrics
+from hwnas.evaluators.metrics import REGISTRY, Metrics
 from hwnas.evaluators.trial import trial_data
 from hwnas.spaces import Evaluated, Genotype, Network, build, get_space, parse
 
 from .. import attrs
 from ..errors import UsageError
-from ..pareto import front_trials
+from ..pareto import budgets_of, front_trials
 from ..study import load_study, study_config
 from ..weights import weights_path
 from .modelcode import model_source
@@ -76,24 +76,29 @@ def choose(study: optuna.Study, request: ExportRequest) -> tuple[optuna.trial.Fr
         if t.state != optuna.trial.TrialState.COMPLETE:
             why = f": {t.user_attrs[attrs.FAIL_REASON]}" if attrs.FAIL_REASON in t.user_attrs else ""
             raise UsageError(f"trial {t.number} of study {study.study_name!r} is {t.state.name}, not COMPLETE{why}")
+        if attrs.rejected(t):
+            raise UsageError(f"trial {t.number} of study {study.study_name!r} was never trained: over budget "
+                             f"({t.user_attrs[attrs.REJECTED]})")
         return t, f"trial {t.number} as asked"
     members = front_trials(study)
     if not members:
         raise UsageError(f"study {study.study_name!r} has no COMPLETE trial to export")
-    within = [t for t in members
-              if (request.max_latency_ms is None or _figures(t)[1] <= request.max_latency_ms)
-              and (request.max_macs is None or _figures(t)[2] <= request.max_macs)]
+    within = members
+    if request.budgets:  # the front of the trained trials within the run's budgets and these
+        asked = {b.key: b for b in (*budgets_of(study), *request.budgets)}
+        within = front_trials(study, tuple(asked.values()))
     if not within:
-        asked = " and ".join(f"{n} {v:g}" for n, v in (("--max-latency-ms", request.max_latency_ms),
-                                                     ("--max-macs", request.max_macs)) if v is not None)
-        lat = [_figures(t)[1] for t in members]
-        macs = [_figures(t)[2] for t in members]
-        raise UsageError(f"no front member meets {asked}: the front's {len(members)} members span "
-                         f"{min(lat):.3f}-{max(lat):.3f} ms and {min(macs):,}-{max(macs):,} MACs")
-    pick = request.pick or ("max-accuracy" if request.budgeted else "knee")
+        spans = []
+        for b in request.budgets:
+            metric = REGISTRY[b.metric]
+            values = [Metrics.from_attrs(t.user_attrs).value(b.metric) for t in members]
+            spans.append(f"{b.metric} {metric.show(min(values))}-{metric.show(max(values))}")
+        raise UsageError(f"no trained trial meets {' and '.join(f'{b.flag} {b.limit:g}' for b in request.budgets)}: "
+                         f"the front's {len(members)} members span {', '.join(spans)}")
+    pick = request.pick or ("max-accuracy" if request.budgets else "knee")
     chosen = {"knee": lambda m: knee(m, study.directions), "max-accuracy": _most_accurate,
               "min-latency": _fastest}[pick](within)
-    scope = f"{len(within)} of {len(members)} front members within budget" if request.budgeted \
+    scope = f"the {len(within)} front members within budget" if request.budgets \
         else f"{len(members)} front members"
     return chosen, f"{pick} of {scope}"
 

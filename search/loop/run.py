@@ -5,6 +5,7 @@ One trial's handling lives in ``loop.trial``; this module holds the loop around 
 """
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections import Counter
@@ -13,8 +14,10 @@ from collections.abc import Sequence
 import optuna
 
 from hwnas.evaluators import Evaluation, TrialSpec, evaluation_for, quiet
+from hwnas.evaluators.budgets import Budget
 from hwnas.evaluators.data import DataError
 from hwnas.evaluators.latency import device_problem
+from hwnas.evaluators.metrics import Metrics
 from hwnas.spaces import Space, get_space
 
 from .. import attrs
@@ -26,11 +29,15 @@ from ..recovery import THIS_PROCESS, abandon, reclaim_abandoned
 from ..samplers import screen_for
 from ..study import journal_path, open_study
 from . import trial as one
+from .feasible import announce, check_feasible
 
 Complete, Running = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING
 # Trials that fail one after another, with no COMPLETE between, before the run stops: a fault
 # every trial hits (a bad option, a broken node) would otherwise fail trials forever.
 FAILURES_IN_A_ROW = 20
+# Candidates rejected over a budget one after another before the run stops: each costs
+# milliseconds, but a sampler that finds nothing within budget would draw forever.
+REJECTED_IN_A_ROW = 200
 
 
 class _Failures:
@@ -50,6 +57,30 @@ class _Failures:
                              f"and the study keeps them: fix the cause and run the same command again")
 
 
+class _Rejections:
+    """Candidates rejected over a budget since the last trained trial, and the best figures seen."""
+
+    def __init__(self, budgets: tuple[Budget, ...]) -> None:
+        self.budgets, self.count, self.best = budgets, 0, {b.key: math.nan for b in budgets}
+
+    def told(self, trial: optuna.trial.FrozenTrial) -> None:
+        if trial.state != Complete:
+            return
+        if not attrs.rejected(trial):
+            self.count = 0
+            return
+        self.count += 1
+        m = Metrics.from_attrs(trial.user_attrs)
+        for b in self.budgets:
+            v, seen = m.value(b.metric), self.best[b.key]
+            self.best[b.key] = v if math.isnan(seen) else min(seen, v) if b.at_most else max(seen, v)
+        if self.count >= REJECTED_IN_A_ROW:
+            best = "; ".join(f"{'smallest' if b.at_most else 'largest'} {b.metric} {self.best[b.key]:.4g} "
+                             f"({b.flag} {b.limit:g})" for b in self.budgets)
+            raise RunFailure(f"{self.count} candidates in a row were over the budgets ({best}); the sampler finds "
+                             f"none within them: loosen a budget and run the same command again")
+
+
 def run_search(config: RunConfig, executor: Executor | None = None, progress: bool = True, track: bool = True,
                callbacks: Sequence[Observer] = ()) -> optuna.Study:
     """Run (or continue) the search ``config`` describes. Observers see every told trial: the
@@ -60,13 +91,16 @@ def run_search(config: RunConfig, executor: Executor | None = None, progress: bo
         raise UsageError(problem)
     space = get_space(config.space, exits=config.exits)
     try:  # read the data first: a data set that cannot be read leaves no study behind
-        evaluation = evaluation_for(space.evaluated, config.dataset, config.data_dir, config.recipe(), config.device)
+        evaluation = evaluation_for(space.evaluated, config.dataset, config.data_dir, config.recipe(), config.device,
+                                    config.runtime, config.throughput_batch)
     except DataError as e:
         raise UsageError(str(e)) from None
+    if config.budgets:  # before the study is touched: a budget nothing meets changes nothing
+        check_feasible(space, evaluation, config.budgets, config.seed)
     executor = executor or make_executor(evaluation, config.workers, config.ray_address, config.cpus_per_trial,
                                          config.gpus_per_trial)
     try:
-        study = open_study(config, screen_for(space, evaluation))
+        study = open_study(config, screen_for(space, evaluation, config.budgets))
         observers: list[Observer] = [*callbacks, FrontFiles(journal_path(config.dir, config.study).parent)]
         if track:
             observers.append(Tracker(study, config))
@@ -83,6 +117,8 @@ def run_search(config: RunConfig, executor: Executor | None = None, progress: bo
             print(f"MLflow: experiment {config.study!r} in {Store.resolve().uri} (`search ui` to browse)",
                   file=sys.stderr)
         print(f"trials run in {executor.description}", file=sys.stderr)
+        if config.budgets:
+            announce(config.budgets)
     completed = False
     # This process's own work (screening, telling, logging) holds the cores like a training step:
     # a trial on the same cores times its model only while it pauses (evaluators.quiet).
@@ -106,8 +142,8 @@ def _notify(observers: Sequence[Observer], study: optuna.Study, trial: optuna.tr
 def _twin(study: optuna.Study, number: int, genotype: str) -> optuna.trial.FrozenTrial | None:
     """The first other trial of ``genotype`` that is COMPLETE, or else RUNNING with a lower number
     (so of two trials that drew one network at once, the later waits for the earlier)."""
-    twins = [t for t in study.get_trials(deepcopy=False, states=(Complete, Running))
-             if t.number != number and t.user_attrs.get(attrs.GENOTYPE) == genotype]
+    twins = [t for t in study.get_trials(deepcopy=False, states=(Complete, Running))  # a rejected one was not
+             if t.number != number and t.user_attrs.get(attrs.GENOTYPE) == genotype and not attrs.rejected(t)]
     complete = [t for t in twins if t.state == Complete]
     running = [t for t in twins if t.state == Running and t.number < number]
     return min(complete or running, key=lambda t: t.number, default=None)
@@ -126,31 +162,38 @@ def _optimize(study: optuna.Study, config: RunConfig, space: Space, evaluation: 
     # trials whose genotype an earlier trial is training (here or in another `search run`): they
     # wait for its figures rather than train it again; trial number -> (trial, genotype, original)
     waiting: dict[int, tuple[optuna.trial.Trial, str, int]] = {}
-    failures = _Failures()
+    failures, rejections = _Failures(), _Rejections(config.budgets)
 
     def submit(trial: optuna.trial.Trial, genotype: str) -> None:
         in_flight[trial.number] = trial
         executor.submit(TrialSpec(trial.number, genotype, config.dataset, recipe, config.device, config.data_dir,
-                                  config.threads, exit_tolerance=config.exit_tolerance))
+                                  config.threads, exit_tolerance=config.exit_tolerance, runtime=config.runtime,
+                                  throughput_batch=config.throughput_batch, budgets=config.budgets))
 
-    def duplicate(trial: optuna.trial.Trial, original: optuna.trial.FrozenTrial) -> None:
-        _notify(observers, study, one.tell_duplicate(study, trial, original, config.objectives))
+    def duplicate(trial: optuna.trial.Trial, original: optuna.trial.FrozenTrial) -> bool:
+        """Tells ``trial`` with ``original``'s figures; whether it counts (not over a budget)."""
+        told = one.tell_duplicate(study, trial, original, config.objectives, config.budgets)
+        _notify(observers, study, told)
+        rejections.told(told)
+        return not attrs.rejected(told)
 
     try:
         while True:
             with quiet.training():
                 for number, (trial, genotype, original) in list(waiting.items()):
                     first = study.get_trials(deepcopy=False)[original]
-                    if first.state == Complete:
+                    if first.state == Complete and not attrs.rejected(first):
                         duplicate(trial, first)
                     elif first.state == Running or len(in_flight) >= executor.capacity:
                         continue
-                    else:  # the original failed: this trial trains the network itself
+                    else:  # the original failed or was rejected: this trial is evaluated itself
                         submit(trial, genotype)
                     del waiting[number]
-                # Counted in the storage, so two `search run`s on one study share the work.
-                states = [t.state for t in study.get_trials(deepcopy=False, states=(Complete, Running))]
-                done, running = states.count(Complete), states.count(Running)
+                # Counted in the storage, so two `search run`s on one study share the work; a
+                # candidate rejected over a budget does not count.
+                trials = study.get_trials(deepcopy=False, states=(Complete, Running))
+                done = len(attrs.trained(trials))
+                running = sum(t.state == Running for t in trials)
                 if done >= config.trials and not in_flight and not waiting:
                     return
                 while len(in_flight) < executor.capacity and done + running < config.trials:
@@ -162,8 +205,7 @@ def _optimize(study: optuna.Study, config: RunConfig, space: Space, evaluation: 
                     # an equal genotype is not trained again, whichever process drew it first
                     twin = _twin(study, trial.number, genotype)
                     if twin is not None and twin.state == Complete:
-                        duplicate(trial, twin)
-                        done += 1
+                        done += duplicate(trial, twin)
                     elif twin is not None:
                         waiting[trial.number] = (trial, genotype, twin.number)
                         running += 1
@@ -178,6 +220,7 @@ def _optimize(study: optuna.Study, config: RunConfig, space: Space, evaluation: 
                                                 config.objectives, config.dir)
                         _notify(observers, study, told)
                         failures.told(told)
+                        rejections.told(told)
             elif waiting or done < config.trials:  # trials run in another process: wait for them
                 time.sleep(1.0)
                 reclaim_abandoned(study)

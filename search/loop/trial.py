@@ -5,6 +5,7 @@ from __future__ import annotations
 import optuna
 
 from hwnas.evaluators import Evaluation
+from hwnas.evaluators.budgets import Budget, over_budget
 from hwnas.evaluators.metrics import Metrics
 from hwnas.spaces import Space
 
@@ -23,22 +24,45 @@ def sample(trial: optuna.trial.Trial, space: Space, evaluation: Evaluation) -> s
     return genotype
 
 
-def tell_complete(study: optuna.Study, trial: optuna.trial.Trial, metrics: Metrics, objectives: tuple[str, ...],
-                  summary: str | None = None) -> optuna.trial.FrozenTrial:
-    """Store each figure once (a user attribute per metric), then tell the objectives' values."""
+def _store(trial: optuna.trial.Trial, metrics: Metrics, budgets: tuple[Budget, ...], summary: str | None) -> None:
+    """Each figure once (a user attribute per metric) and, under budgets, Optuna's constraint
+    values (<= 0 within), so its samplers learn where the budgets lie."""
     for name, value in metrics.values().items():
         trial.set_user_attr(name, value)
+    for budget in budgets:
+        trial.set_constraint(budget.key, budget.excess(metrics))
     if summary:
         trial.set_user_attr(attrs.MODEL_SUMMARY, summary)
+
+
+def tell_complete(study: optuna.Study, trial: optuna.trial.Trial, metrics: Metrics, objectives: tuple[str, ...],
+                  summary: str | None = None, budgets: tuple[Budget, ...] = ()) -> optuna.trial.FrozenTrial:
+    """Store the figures, then tell the objectives' values."""
+    _store(trial, metrics, budgets, summary)
     return study.tell(trial, [metrics.value(name) for name in objectives])
 
 
+def tell_rejected(study: optuna.Study, trial: optuna.trial.Trial, metrics: Metrics, reason: str,
+                  objectives: tuple[str, ...], budgets: tuple[Budget, ...],
+                  summary: str | None = None) -> optuna.trial.FrozenTrial:
+    """A candidate over a budget, not trained: its cheap figures, the reason and its (violated)
+    constraints, told COMPLETE with stand-in values for what training would have measured."""
+    cheap = metrics.cheap()
+    _store(trial, cheap, budgets, summary)
+    trial.set_user_attr(attrs.REJECTED, reason)
+    return study.tell(trial, [cheap.rejected_value(name) for name in objectives])
+
+
 def tell_duplicate(study: optuna.Study, trial: optuna.trial.Trial, original: optuna.trial.FrozenTrial,
-                   objectives: tuple[str, ...]) -> optuna.trial.FrozenTrial:
-    """An equal genotype was trained already: its figures are this trial's too."""
+                   objectives: tuple[str, ...], budgets: tuple[Budget, ...] = ()) -> optuna.trial.FrozenTrial:
+    """An equal genotype was trained already: its figures are this trial's too (unless they break
+    a budget tightened since)."""
     trial.set_user_attr(attrs.DUPLICATE_OF, original.user_attrs.get(attrs.DUPLICATE_OF, original.number))
-    return tell_complete(study, trial, Metrics.from_attrs(original.user_attrs), objectives,
-                         original.user_attrs.get(attrs.MODEL_SUMMARY))
+    metrics, summary = Metrics.from_attrs(original.user_attrs), original.user_attrs.get(attrs.MODEL_SUMMARY)
+    reason = over_budget(metrics, budgets)
+    if reason:
+        return tell_rejected(study, trial, metrics, reason, objectives, budgets, summary)
+    return tell_complete(study, trial, metrics, objectives, summary, budgets)
 
 
 def tell_outcome(study: optuna.Study, trial: optuna.trial.Trial, outcome: Outcome, objectives: tuple[str, ...],
@@ -50,6 +74,9 @@ def tell_outcome(study: optuna.Study, trial: optuna.trial.Trial, outcome: Outcom
     if outcome.result is None:
         trial.set_user_attr(attrs.FAIL_REASON, outcome.error)
         return study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    if outcome.result.rejected:
+        return tell_rejected(study, trial, outcome.result.metrics, outcome.result.rejected, objectives,
+                             outcome.spec.budgets, outcome.result.summary)
     if outcome.result.weights is not None:
         try:
             save_weights(directory, study.study_name, trial.number, outcome.result.weights)
@@ -59,4 +86,5 @@ def tell_outcome(study: optuna.Study, trial: optuna.trial.Trial, outcome: Outcom
             raise RunFailure(f"cannot write {where}: {e.strerror or e}; trial {trial.number} was failed and "
                              f"queued to run again, the study is consistent: free space and run the same "
                              f"command again") from None
-    return tell_complete(study, trial, outcome.result.metrics, objectives, outcome.result.summary)
+    return tell_complete(study, trial, outcome.result.metrics, objectives, outcome.result.summary,
+                         outcome.spec.budgets)

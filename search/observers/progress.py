@@ -11,7 +11,9 @@ import optuna
 
 from hwnas.evaluators.metrics import REGISTRY, Metrics
 
+from .. import attrs
 from ..attrs import FAIL_REASON
+from ..pareto import best_trials, rejected_count
 
 Complete = optuna.trial.TrialState.COMPLETE
 
@@ -46,11 +48,13 @@ class Progress:
 
     @staticmethod
     def _done(study: optuna.Study) -> int:
-        return len(study.get_trials(deepcopy=False, states=(Complete,)))
+        return len(attrs.trained(study.get_trials(deepcopy=False, states=(Complete,))))
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         done = self._done(study)
-        if trial.state == Complete:
+        if attrs.rejected(trial):
+            outcome = f"over budget, not trained: {trial.user_attrs[attrs.REJECTED]}"
+        elif trial.state == Complete:
             outcome = describe(Metrics.from_attrs(trial.user_attrs))
         elif FAIL_REASON in trial.user_attrs:
             outcome = f"FAILED: {trial.user_attrs[FAIL_REASON]}"
@@ -60,7 +64,10 @@ class Progress:
         new = done - self.start_count
         eta = elapsed / new * (self.target - done) if new > 0 else math.nan
         width = len(str(self.target))
-        print(f"[{done:>{width}}/{self.target}] trial {trial.number:<4} {outcome}  | front {len(study.best_trials)} | "
+        over = rejected_count(study)
+        budget = f" | over budget {over}" if over else ""
+        front = len(best_trials(study))
+        print(f"[{done:>{width}}/{self.target}] trial {trial.number:<4} {outcome}  | front {front}{budget} | "
               f"elapsed {_clock(elapsed)} eta {_clock(eta) if math.isfinite(eta) else '?'}",
               file=self.stream or sys.stderr, flush=True)
 

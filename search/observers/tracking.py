@@ -34,7 +34,7 @@ from hwnas.spaces import GenotypeError, parse
 
 from .. import attrs
 from ..config import RunConfig
-from ..pareto import front_figure, front_rows, study_hypervolume
+from ..pareto import front_figure, front_rows, rejected_count, study_hypervolume
 from ..report import render
 from ..study import journal_path
 
@@ -250,8 +250,13 @@ class Tracker:
         tags.update({k: str(ta[k]) for k in (attrs.DUPLICATE_OF, attrs.DEVICE, attrs.RETRIES) if k in ta})
         if attrs.FAIL_REASON in ta:
             tags[attrs.FAIL_REASON] = str(ta[attrs.FAIL_REASON])[:5000]
+        if attrs.REJECTED in ta:  # over a budget: never trained, its cheap figures only
+            tags[attrs.REJECTED] = str(ta[attrs.REJECTED])[:5000]
+        # tags, not params: a budget may change between runs of one study
+        tags.update({b.key: f"{b.limit:g}" for b in cfg.budgets})
         genotype = ta.get(attrs.GENOTYPE, "")
         params = {attrs.GENOTYPE: genotype, **t.params, "dataset": cfg.dataset, "space": cfg.space,
+                  "runtime": cfg.runtime,
                   **{f"recipe.{k}": v for k, v in dataclasses.asdict(cfg.recipe()).items()}}
         now = _ms(t.datetime_complete)
         figures = Metrics.from_attrs(ta).values()
@@ -278,12 +283,13 @@ class Tracker:
         from mlflow.entities import Metric
 
         c = self._mlflow
-        complete = study.get_trials(deepcopy=False, states=(TS.COMPLETE,))
+        complete = attrs.trained(study.get_trials(deepcopy=False, states=(TS.COMPLETE,)))
         failed = study.get_trials(deepcopy=False, states=(TS.FAIL,))
         now, step = int(time.time() * 1000), len(complete)
         c.log_batch(self._parent, metrics=[
             Metric("hypervolume", study_hypervolume(study), now, step),
             Metric("complete_trials", len(complete), now, step),
+            Metric("over_budget_trials", rejected_count(study), now, step),
             Metric("failed_trials", len(failed), now, step),
             Metric("front_size", len(front), now, step)])
         c.log_dict(self._parent, self.config.as_dict(), "config.json")

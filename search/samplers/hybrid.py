@@ -9,7 +9,7 @@ lookup, or building the network and timing it briefly). So for each ask the samp
    member;
 2. keeps one candidate per network (the space's ``canonical`` form: cells that compute the same
    function are one candidate, the one with the lowest cheap cost) and drops networks already
-   tried;
+   tried and networks over a budget (``--max-latency-ms`` and the others: never trained);
 3. predicts each one's log error with a Gaussian process over the space's features and the logs
    of its cheap metrics;
 4. picks the highest expected hypervolume improvement (EHVI). With the cheap objectives known
@@ -34,6 +34,7 @@ from optuna.trial import FrozenTrial, TrialState
 from scipy.linalg import cho_solve, solve_triangular
 from scipy.special import ndtr
 
+from hwnas.evaluators.budgets import Budget, over_budget
 from hwnas.evaluators.metrics import Metrics
 
 from .. import attrs
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from hwnas.spaces import Space
 
 ENUMERATE_LIMIT = 20_000  # spaces with at most this many choice combinations are screened whole
+EXTRA_POOLS = 20  # more pools drawn when none of a pool's candidates is within budget
 SEEN = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.FAIL, TrialState.PRUNED)
 
 
@@ -60,6 +62,7 @@ class Screen:
     """What the sampler may look at before it spends a trial."""
     choices: dict[str, tuple]  # parameter name -> options, as the space asks them
     describe: Callable[[dict], Candidate]  # params -> candidate; may raise for a broken network
+    budgets: tuple[Budget, ...] = ()  # candidates over one are not proposed
 
 
 class _GP:
@@ -211,15 +214,31 @@ class HybridSampler(optuna.samplers.BaseSampler):
         trials = study.get_trials(deepcopy=False, states=SEEN)
         described = [(t, self._describe(t.params)) for t in trials if t.params.keys() == self.space.keys()]
         tried = {c.key for _, c in described if c is not None}
-        done = [(t, c) for t, c in described if c is not None and t.state == TrialState.COMPLETE]
+        # a rejected trial's values stand in for figures never measured: the model learns nothing from them
+        done = [(t, c) for t, c in described
+                if c is not None and t.state == TrialState.COMPLETE and not attrs.rejected(t)]
         pool = self._pool(names, [t.params for t, _ in done])
         pool = pool.take([i for i, k in enumerate(pool.keys) if k not in tried])
+        within = self._within(pool)
+        for _ in range(0 if self.listable or within.keys else EXTRA_POOLS):
+            fresh = self._networks([self._random_params() for _ in range(self.pool)], names)
+            within = self._within(fresh.take([i for i, k in enumerate(fresh.keys) if k not in tried]))
+            if within.keys:
+                break
         set_trial_user_attr(study, trial, attrs.SCREENED, self.screened)
-        if not pool.keys:  # every network was tried: let the space repeat one
-            return self._random_params()
+        if not within.keys:  # nothing untried within budget: let the trial say so (rejected, counted)
+            return pool.params[0] if pool.keys else self._random_params()
+        pool = within
         if len(done) < self.startup:
             return pool.params[self.rng.integers(len(pool.keys))]
         return pool.params[int(np.argmax(self._scores(study, names, done, pool)))]
+
+    def _within(self, pool: _Pool) -> _Pool:
+        """The candidates of ``pool`` within the budgets."""
+        if not self.screen.budgets:
+            return pool
+        return pool.take([i for i, p in enumerate(pool.params)
+                          if over_budget(self._describe(p).cheap, self.screen.budgets) is None])  # type: ignore[union-attr]
 
     @staticmethod
     def _scores(study: optuna.Study, names: list[str], done: list, pool: _Pool) -> np.ndarray:
@@ -248,11 +267,11 @@ class HybridSampler(optuna.samplers.BaseSampler):
         return expected_improvement(mu, sd, cheap[n:], front)
 
 
-def screen_for(space: Space, evaluation: Evaluation) -> Screen:
-    """The screen of a space (its choices, canonical form, features) evaluated one way."""
+def screen_for(space: Space, evaluation: Evaluation, budgets: tuple[Budget, ...] = ()) -> Screen:
+    """The screen of a space (its choices, canonical form, features) evaluated one way, under budgets."""
     def describe(params: dict) -> Candidate:
         genotype = space.decode(params, evaluation.input_shape)
         return Candidate(str(space.canonical(genotype)), tuple(space.features(params)),
                          evaluation.screen(str(genotype)))
 
-    return Screen(space.choices(), describe)
+    return Screen(space.choices(), describe, budgets)

@@ -6,6 +6,8 @@ import pytest
 import yaml
 
 from hwnas.evaluators import count_macs
+from hwnas.evaluators.budgets import Budget
+from hwnas.evaluators.metrics import BUDGETS
 from hwnas.search.cli import parser
 from hwnas.search.config import RunConfig, config_from_args
 from hwnas.search.errors import UsageError
@@ -23,6 +25,13 @@ def test_every_field_is_a_flag_a_key_and_documented(tmp_path):
     help_text = parser()._subparsers._group_actions[0].choices["run"].format_help()
     reference = CLI_DOC.read_text()
     for f in dataclasses.fields(RunConfig):
+        if f.metadata["budgets"]:  # one flag and key per budget, from the metric registry
+            for key in BUDGETS:
+                flag = "--" + key.replace("_", "-")
+                assert flag in help_text and f"`{flag}`" in reference, flag
+                (tmp_path / "c.yaml").write_text(yaml.safe_dump({key: 7}))
+                assert config("--config", str(tmp_path / "c.yaml")).budgets == (Budget(key, 7.0),)
+            continue
         flag = "--" + f.name.replace("_", "-")
         assert flag in help_text and f"`{flag}`" in reference, flag
         (tmp_path / "c.yaml").write_text(yaml.safe_dump({f.name: RunConfig().as_dict()[f.name]}))

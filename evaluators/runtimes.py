@@ -1,0 +1,191 @@
+"""The runtimes a model ships in, and its costs measured in one: latency, throughput, file size.
+
+``torch``: eager PyTorch, the file is ``weights.pt``. ``onnxruntime``: the network exported to
+ONNX (``model.onnx``), run by ONNX Runtime on the CPU with the trial's thread count.
+``onnxruntime-int8``: that file quantized after training, static QDQ int8 with per-channel weights
+and activation ranges calibrated on training images (``model_int8.onnx``): what ships, so its
+accuracy is the trial's accuracy.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import logging
+import statistics
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .latency import time_runs, timing
+from .metrics import Metrics
+
+RUNTIMES = ("torch", "onnxruntime", "onnxruntime-int8")
+DEFAULT_RUNTIME = "torch"
+# the package each runtime needs beyond torch, and how to install it
+PACKAGES = {"onnxruntime": "onnxruntime", "onnxruntime-int8": "onnxruntime"}
+FILES = {"torch": "weights.pt", "onnxruntime": "model.onnx", "onnxruntime-int8": "model_int8.onnx"}
+CALIBRATION_IMAGES = 64  # training images int8 activation ranges are calibrated on
+THROUGHPUT_BATCH = 32
+
+
+def runtime_problem(name: str) -> str | None:
+    """Why ``name`` cannot time models here (unknown, or its package is missing), or None."""
+    if name not in RUNTIMES:
+        return f"unknown runtime {name!r}; choose from {', '.join(RUNTIMES)}"
+    package = PACKAGES.get(name)
+    if package and importlib.util.find_spec(package) is None:
+        return f"runtime {name} needs the {package} package, which is not installed here: pip install {package}"
+    return None
+
+
+def is_onnx(runtime: str) -> bool:
+    return runtime in PACKAGES
+
+
+def onnx_file(model: nn.Module, input_shape: tuple[int, int, int]) -> bytes:
+    """The network as ONNX (the forward of ``model``, batch size free), constants as initializers
+    so the quantizer sees every weight and bias."""
+    import onnx
+
+    model = model.cpu().eval()
+    buffer = io.BytesIO()
+    with warnings_off():
+        torch.onnx.export(model, (torch.zeros(1, *input_shape),), buffer,  # type: ignore[arg-type]  # file-like works
+                          dynamo=False, input_names=["input"],
+                          output_names=["logits"], dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+    proto = onnx.load_from_string(buffer.getvalue())
+    graph = proto.graph
+    for node in list(graph.node):  # the TorchScript exporter leaves folded biases as Constant nodes
+        if node.op_type == "Constant" and len(node.attribute) == 1 and node.attribute[0].name == "value":
+            tensor = onnx.TensorProto()
+            tensor.CopyFrom(node.attribute[0].t)
+            tensor.name = node.output[0]
+            graph.initializer.append(tensor)
+            graph.node.remove(node)
+    return proto.SerializeToString()
+
+
+def int8_file(fp32: bytes, calibration: np.ndarray) -> bytes:
+    """``fp32`` quantized: static QDQ, int8 weights per channel, uint8 activations whose ranges are
+    calibrated on ``calibration`` (images as the network takes them)."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class Images(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter(np.array_split(calibration.astype(np.float32), max(1, len(calibration) // 16)))
+
+        def get_next(self) -> dict | None:
+            batch = next(self.batches, None)
+            return None if batch is None else {"input": batch}
+
+    with tempfile.TemporaryDirectory() as tmp, warnings_off():
+        source, target = Path(tmp) / "model.onnx", Path(tmp) / "model_int8.onnx"
+        source.write_bytes(fp32)
+        quantize_static(str(source), str(target), Images(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        return target.read_bytes()
+
+
+@contextlib.contextmanager
+def warnings_off() -> Iterator[None]:
+    """The exporter's deprecation notes and the quantizer's advice (logged on the root logger) are
+    not the user's business for every trial."""
+    import warnings
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        root.setLevel(level)
+
+
+def session(file: bytes, threads: int) -> Callable[[np.ndarray], np.ndarray]:
+    """An ONNX Runtime CPU session of ``file``: images in, logits out. ``threads`` 0 = all cores."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    # Idle pool threads spin by default, taking cores other trials train on.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    sess = ort.InferenceSession(file, options, providers=["CPUExecutionProvider"])
+
+    def run(images: np.ndarray) -> np.ndarray:
+        return sess.run(None, {"input": images})[0]
+
+    return run
+
+
+@dataclass(frozen=True)
+class Shipped:
+    """A network as it ships in one runtime: the file and how to run it."""
+    runtime: str
+    file: bytes  # weights.pt (torch) or the ONNX file
+
+    def forward(self, model: nn.Module, threads: int) -> Callable[[np.ndarray], np.ndarray]:
+        if not is_onnx(self.runtime):
+            model.cpu().eval()
+
+            def run(images: np.ndarray) -> np.ndarray:
+                with torch.inference_mode():
+                    return model(torch.from_numpy(images)).numpy()
+            return run
+        return session(self.file, threads)
+
+
+def ship(model: nn.Module, input_shape: tuple[int, int, int], runtime: str,
+         calibration: np.ndarray | None = None) -> Shipped:
+    """``model`` as ``runtime`` ships it. int8 calibrates on ``calibration`` (training images;
+    None: random inputs, for a network whose latency and size only are wanted)."""
+    if runtime == "torch":
+        buffer = io.BytesIO()
+        torch.save({k: v.cpu() for k, v in model.state_dict().items()}, buffer)
+        return Shipped(runtime, buffer.getvalue())
+    fp32 = onnx_file(model, input_shape)
+    if runtime == "onnxruntime":
+        return Shipped(runtime, fp32)
+    if calibration is None:
+        calibration = np.random.default_rng(0).standard_normal((16, *input_shape)).astype(np.float32)
+    return Shipped(runtime, int8_file(fp32, calibration[:CALIBRATION_IMAGES]))
+
+
+def runtime_costs(model: nn.Module, input_shape: tuple[int, int, int], shipped: Shipped, threads: int,
+                  throughput_batch: int = THROUGHPUT_BATCH, short: bool = False) -> Metrics:
+    """Latency (batch 1), throughput (batch ``throughput_batch``) and file size of ``shipped`` on
+    this machine's CPU, timed in the conditions of ``latency.timing``. ``short``: a screening's
+    few runs."""
+    forward = shipped.forward(model, threads)
+    one = np.random.default_rng(0).standard_normal((1, *input_shape)).astype(np.float32)
+    many = np.repeat(one, throughput_batch, axis=0)
+    runs = dict(warmup=2, min_runs=5, min_seconds=0.0, warmup_seconds=0.0) if short else {}
+    with timing(threads) as realtime:
+        times = time_runs(lambda: forward(one), **runs)  # type: ignore[arg-type]
+        batch = time_runs(lambda: forward(many), warmup=1, min_runs=3 if short else 5, min_seconds=0.0,
+                          warmup_seconds=0.0)
+        used = torch.get_num_threads()
+    return Metrics(latency_ms=statistics.median(times), latency_runs=len(times), latency_threads=used,
+                   latency_realtime=realtime, latency_runtime=shipped.runtime,
+                   throughput=throughput_batch / (statistics.median(batch) / 1e3), model_kb=len(shipped.file) / 1024)
+
+
+def accuracy_in(shipped: Shipped, model: nn.Module, split: tuple[torch.Tensor, torch.Tensor], threads: int,
+                batch: int = 256) -> float:
+    """Accuracy of ``shipped`` run in its runtime on (images, labels)."""
+    forward = shipped.forward(model, threads)
+    x, y = split
+    correct = 0
+    for i in range(0, len(x), batch):
+        logits = forward(x[i:i + batch].cpu().numpy().astype(np.float32))
+        correct += int((logits.argmax(1) == y[i:i + batch].cpu().numpy()).sum())
+    return correct / max(1, len(x))
