@@ -40,6 +40,11 @@ class Dataset:
     test: tuple[torch.Tensor, torch.Tensor]
     augmentable: bool = False  # random crop + horizontal flip suit these images
     classes: tuple[str, ...] = ()  # class names by label, where the data set has them (folders)
+    # how raw images become the tensors above: (raw - mean) / std per channel, then resized to
+    # input_shape (an exported model ships these, see search.export)
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
+    raw: str = "pixel values in [0, 1] (8-bit values / 255)"  # what "raw" means for this data set
 
 
 def _split(x: np.ndarray, y: np.ndarray, val: float, test: float) -> tuple[
@@ -63,7 +68,7 @@ def _carve_val(x: np.ndarray, y: np.ndarray, val: float) -> tuple[
 
 def _standardised(name: str, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray],
                   test: tuple[np.ndarray, np.ndarray], num_classes: int, augmentable: bool = False,
-                  classes: tuple[str, ...] = ()) -> Dataset:
+                  classes: tuple[str, ...] = (), raw: str = "") -> Dataset:
     """Float tensors standardised per channel with the training split's mean and std."""
     mean = train[0].mean(axis=(0, 2, 3), dtype=np.float64, keepdims=True)
     std = train[0].std(axis=(0, 2, 3), dtype=np.float64, keepdims=True) + 1e-8
@@ -75,7 +80,9 @@ def _standardised(name: str, train: tuple[np.ndarray, np.ndarray], val: tuple[np
 
     c, h, w = (int(v) for v in train[0].shape[1:])
     shape = (c, h, w)
-    return Dataset(name, shape, num_classes, tensors(train), tensors(val), tensors(test), augmentable, classes)
+    return Dataset(name, shape, num_classes, tensors(train), tensors(val), tensors(test), augmentable, classes,
+                   tuple(float(v) for v in mean.ravel()), tuple(float(v) for v in std.ravel()),
+                   raw or Dataset.raw)
 
 
 def load_digits(data_dir: str | None = None) -> Dataset:
@@ -85,7 +92,8 @@ def load_digits(data_dir: str | None = None) -> Dataset:
     d = sk_digits()
     x = d.images.astype(np.float32)[:, None, :, :]
     train, val, test = _split(x, d.target, val=0.2, test=0.2)
-    return _standardised("digits", train, val, test, 10)
+    return _standardised("digits", train, val, test, 10,
+                         raw="scikit-learn's load_digits().images: values 0 to 16, shape 8 x 8")
 
 
 def _find(directory: Path, name: str, what: str) -> Path:

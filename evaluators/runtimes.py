@@ -39,7 +39,11 @@ def runtime_problem(name: str) -> str | None:
     if name not in RUNTIMES:
         return f"unknown runtime {name!r}; choose from {', '.join(RUNTIMES)}"
     package = PACKAGES.get(name)
-    if package and importlib.util.find_spec(package) is None:
+    try:
+        missing = package is not None and importlib.util.find_spec(package) is None
+    except ValueError:  # sys.modules holds None for it: its import is blocked
+        missing = True
+    if missing:
         return f"runtime {name} needs the {package} package, which is not installed here: pip install {package}"
     return None
 

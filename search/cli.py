@@ -61,7 +61,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _over_budget(n: int) -> str:
-    return f" ({n} candidates over budget were not trained)" if n else ""
+    return f" ({n} candidate{'s' if n > 1 else ''} over budget {'were' if n > 1 else 'was'} not trained)" if n else ""
 
 
 def cmd_front(args: argparse.Namespace) -> int:
@@ -114,7 +114,8 @@ def cmd_ui(args: argparse.Namespace) -> int:
             raise UsageError(f"cannot serve on 127.0.0.1:{args.port} ({e.strerror or e}); choose another --port") \
                 from None
     url = f"http://127.0.0.1:{args.port}"
-    print(f"MLflow UI on {store.uri} at {url} (starts in ~10 s; Ctrl-C stops it)", flush=True)
+    page = store.runs_page(args.study)
+    print(f"MLflow UI on {store.uri} at {url}{page} (starts in ~10 s; Ctrl-C stops it)", flush=True)
     # Browsing runs needs no background job workers (six processes) nor telemetry.
     os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -229,6 +230,7 @@ def parser() -> argparse.ArgumentParser:
 
     u = sub.add_parser("ui", help="start the MLflow UI on the tracking store and print its URL")
     u.add_argument("--port", type=int, default=5000, help="port on 127.0.0.1 (default 5000)")
+    u.add_argument("--study", help="link to this study's runs (default: the study logged last)")
     u.set_defaults(func=cmd_ui)
 
     e = sub.add_parser("export", help="write a front member as a standalone PyTorch model.py, weights, "

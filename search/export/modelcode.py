@@ -49,7 +49,10 @@ def _blocks_source(g: Genotype) -> str:
 
 
 def model_source(genotype: Genotype, input_shape: tuple[int, int, int], num_classes: int,
-                 exit_threshold: float | None = None, title: str = "") -> str:
+                 exit_threshold: float | None = None, title: str = "", mean: tuple[float, ...] = (),
+                 std: tuple[float, ...] = (), raw: str = "") -> str:
+    """``mean``, ``std`` (per channel) and ``raw`` (what a raw image holds) give the module a
+    ``preprocess`` function: raw images in, the network's input out."""
     g = genotype
     c = input_shape[0]
     plan = layout(genotype, input_shape)
@@ -107,10 +110,14 @@ def model_source(genotype: Genotype, input_shape: tuple[int, int, int], num_clas
                 if g.exits else "__init__(self, num_classes: int = NUM_CLASSES) -> None")
     constants = [f"INPUT_SHAPE = ({c}, {input_shape[1]}, {input_shape[2]})  # channels, height, width",
                  f"NUM_CLASSES = {num_classes}"]
+    if mean:
+        constants += [f"MEAN = {tuple(mean)!r}  # per channel, of the raw training images",
+                      f"STD = {tuple(std)!r}"]
     if g.exits:
         constants.append(f"EXIT_THRESHOLD = {threshold!r}  # softmax confidence at which an early exit answers")
     usage = ("    model = Network()\n    model.load_state_dict(torch.load(\"weights.pt\"))\n"
-             "    logits = model.eval()(x)  # x: N x C x H x W, preprocessed as the training data")
+             + ("    logits = model.eval()(preprocess(images))  # images: N x C x H x W (or C x H x W), raw"
+                if mean else "    logits = model.eval()(x)  # x: N x C x H x W, preprocessed as the training data"))
     if g.exits:
         usage += "\n    logits, head = model.predict_early_exit(x[:1])  # leaves early on easy inputs"
     doc = (f'"""{_inert(title or "An exported network")}.\n\nGenotype: {g}\n\nStandalone: needs torch only. '
@@ -119,8 +126,29 @@ def model_source(genotype: Genotype, input_shape: tuple[int, int, int], num_clas
                '    """The network, layer by layer (module names match the search\'s builder)."""', "",
                "    def " + init_sig + ":", "        super().__init__()",
                *("        " + line for line in init), "", "\n".join(methods).rstrip()]
-    return "\n".join([doc, "from __future__ import annotations", "", "import torch", "from torch import nn",
-                      "", *constants, "", "", _blocks_source(g).rstrip(), "", "", *network]) + "\n"
+    preprocess = [_preprocess_source(_inert(raw))] if mean else []
+    return "\n".join([doc, "from __future__ import annotations", "", "import torch",
+                      "import torch.nn.functional as F", "from torch import nn", "", *constants, "", "",
+                      *preprocess, _blocks_source(g).rstrip(), "", "", *network]) + "\n"
+
+
+def _preprocess_source(raw: str) -> str:
+    return f'''def preprocess(images) -> torch.Tensor:
+    """Raw images -> the network's input, as the training data was made: standardised per channel
+    with the training split's MEAN and STD, then resized to INPUT_SHAPE (bilinear; antialiased when
+    shrinking). Raw: {raw}. Takes N x C x H x W or C x H x W (a tensor or an array)."""
+    x = torch.as_tensor(images, dtype=torch.float32)
+    if x.dim() == 3:
+        x = x[None]
+    x = (x - torch.tensor(MEAN).view(1, -1, 1, 1)) / torch.tensor(STD).view(1, -1, 1, 1)
+    if tuple(x.shape[2:]) != INPUT_SHAPE[1:]:
+        shrink = x.shape[2] > INPUT_SHAPE[1] or x.shape[3] > INPUT_SHAPE[2]
+        x = F.interpolate(x, size=INPUT_SHAPE[1:], mode="bilinear", align_corners=False, antialias=shrink)
+    return x
+
+
+'''
+
 
 
 def _inert(text: str) -> str:

@@ -8,7 +8,8 @@ from hwnas.evaluators.budgets import Budget
 from ..errors import UsageError
 
 PICKS = ("knee", "max-accuracy", "min-latency")
-FILES = ("model.py", "weights.pt", "metadata.json", "model.onnx")
+FILES = ("model.py", "weights.pt", "metadata.json", "model.onnx", "report.json", "report.txt")  # and
+# model_int8.onnx for a study timed in onnxruntime-int8
 
 
 @dataclass(frozen=True)
@@ -27,5 +28,8 @@ class ExportRequest:
         if self.trial is not None and (self.pick or self.budgets):
             raise UsageError("--trial names one trial; --pick and the budgets choose among the front: "
                              "give one or the other")
+        for b in self.budgets:
+            if not b.limit > 0:
+                raise UsageError(f"{b.flag} must be a positive number, got {b.limit:g}")
         if self.retrain_epochs is not None and not self.retrain_epochs > 0:
             raise UsageError(f"--retrain-epochs must be positive, got {self.retrain_epochs}")

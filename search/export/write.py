@@ -8,7 +8,6 @@ import math
 import os
 import shutil
 import tempfile
-import warnings
 from dataclasses import asdict, replace
 from pathlib import Path
 from types import ModuleType
@@ -19,14 +18,17 @@ import torch
 from hwnas.evaluators import Recipe, accuracy_of, count_macs, count_params, train
 from hwnas.evaluators.data import Dataset, crop_flip
 from hwnas.evaluators.metrics import REGISTRY, Metrics
+from hwnas.evaluators.runtimes import CALIBRATION_IMAGES, FILES
 from hwnas.evaluators.trial import trial_data
 from hwnas.spaces import Evaluated, Genotype, Network, build, get_space, parse
 
 from .. import attrs
+from ..config import RunConfig
 from ..errors import UsageError
 from ..pareto import budgets_of, front_trials
 from ..study import load_study, study_config
 from ..weights import weights_path
+from .costs import measure, shipped_files, write_report
 from .modelcode import model_source
 from .request import ExportRequest
 
@@ -93,7 +95,7 @@ def choose(study: optuna.Study, request: ExportRequest) -> tuple[optuna.trial.Fr
             metric = REGISTRY[b.metric]
             values = [Metrics.from_attrs(t.user_attrs).value(b.metric) for t in members]
             spans.append(f"{b.metric} {metric.show(min(values))}-{metric.show(max(values))}")
-        raise UsageError(f"no trained trial meets {' and '.join(f'{b.flag} {b.limit:g}' for b in request.budgets)}: "
+        raise UsageError(f"no front member meets {' and '.join(f'{b.flag} {b.limit:g}' for b in request.budgets)}: "
                          f"the front's {len(members)} members span {', '.join(spans)}")
     pick = request.pick or ("max-accuracy" if request.budgets else "knee")
     chosen = {"knee": lambda m: knee(m, study.directions), "max-accuracy": _most_accurate,
@@ -156,23 +158,12 @@ def _load_module(path: Path) -> ModuleType:
     return module
 
 
-def _onnx(model: Network, x: torch.Tensor, path: Path) -> str:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            # The TorchScript-based exporter: quiet and ~1 s; the dynamo one takes ~7 s here.
-            torch.onnx.export(model, (x,), str(path), dynamo=False, input_names=["input"],
-                              output_names=["logits"], dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
-    except (ImportError, torch.onnx.OnnxExporterError) as e:  # torch wraps a missing `onnx` in the latter
-        return f"model.onnx not written: the ONNX exporter is not installed ({e})"
-    return "model.onnx: the full-depth forward" + (" (early exits are in model.py only)" if len(model.exits) else "")
-
-
 def _write(tmp: Path, model: Network, trial: optuna.trial.FrozenTrial, genotype: Genotype, data: Dataset,
-           metadata: dict) -> list[str]:
+           metadata: dict, config: RunConfig) -> list[str]:
     threshold = Metrics.from_attrs(trial.user_attrs).exit_threshold
     title = f"Trial {trial.number} of study {metadata['study']!r}, exported by hwnas `search export`"
-    (tmp / "model.py").write_text(model_source(genotype, data.input_shape, data.num_classes, threshold, title))
+    (tmp / "model.py").write_text(model_source(genotype, data.input_shape, data.num_classes, threshold, title,
+                                               data.mean, data.std, data.raw))
     torch.save(model.state_dict(), tmp / "weights.pt")
     # Check the written code against the builder before handing it over.
     exported = _load_module(tmp / "model.py").Network()
@@ -181,7 +172,19 @@ def _write(tmp: Path, model: Network, trial: optuna.trial.FrozenTrial, genotype:
     with torch.no_grad():
         if not torch.allclose(exported.eval()(x), model.eval()(x), atol=1e-5):
             raise RuntimeError("exported model.py disagrees with the builder's network")
-    notes = [_onnx(model, x[:1], tmp / "model.onnx")]
+    # The TorchScript-based exporter: quiet and ~0.3 s; the dynamo one takes ~7 s here.
+    files = shipped_files(model, data, config.runtime)
+    notes = ["model.onnx: the full-depth forward" + (" (early exits are in model.py only)" if len(model.exits) else "")]
+    for rt in ("onnxruntime", *(("onnxruntime-int8",) if config.runtime.endswith("int8") else ())):
+        (tmp / FILES[rt]).write_bytes(files[rt].file)
+    if config.runtime.endswith("int8"):
+        notes.append(f"{FILES['onnxruntime-int8']}: static int8 (QDQ), calibrated on {CALIBRATION_IMAGES} training "
+                     f"images: what the study measured")
+    rows = measure(model, data, files, config.threads, config.throughput_batch)
+    write_report(tmp, rows, config.threads, config.throughput_batch)
+    notes.append("report.txt: every runtime's cost on this machine:\n" +
+                 (tmp / "report.txt").read_text().split("\n\n", 1)[1].rstrip())
+    metadata["runtimes"] = rows
     metadata["files"] = sorted([p.name for p in tmp.iterdir()] + ["metadata.json"])
     (tmp / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
     return notes
@@ -223,6 +226,9 @@ def export(request: ExportRequest) -> list[str]:
         "metrics": figures.values(),
         "objectives": study.metric_names, "dataset": data.name, "input_shape": list(data.input_shape),
         "num_classes": data.num_classes,
+        # model.py's preprocess(): (raw - mean) / std per channel, then resized to input_shape
+        "preprocessing": {"mean": list(data.mean), "std": list(data.std), "raw": data.raw},
+        "runtime": config.runtime,
         "classes": list(data.classes or (str(i) for i in range(data.num_classes))),
         # the exported network's own counts (the builder's), and its exit threshold when it has exits
         **Metrics(params=count_params(model), macs=count_macs(model, data.input_shape),
@@ -234,7 +240,7 @@ def export(request: ExportRequest) -> list[str]:
         umask = os.umask(0)
         os.umask(umask)
         tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the result is an ordinary folder
-        notes = _write(tmp, model, trial, genotype, data, metadata)
+        notes = _write(tmp, model, trial, genotype, data, metadata, config)
         if out.exists():
             out.rmdir()
         os.rename(tmp, out)

@@ -34,6 +34,7 @@ from hwnas.spaces import GenotypeError, parse
 
 from .. import attrs
 from ..config import RunConfig
+from ..errors import UsageError
 from ..pareto import front_figure, front_rows, rejected_count, study_hypervolume
 from ..report import render
 from ..study import journal_path
@@ -75,6 +76,29 @@ class Store:
     def server(self) -> bool:
         """A tracking server, with its own UI (rather than a database `search ui` can serve)."""
         return self.uri.startswith(("http://", "https://", "databricks"))
+
+    def runs_page(self, study: str | None) -> str:
+        """The UI's address (after the host) of a study's runs table: ``study``'s experiment, or the
+        one updated last. MLflow 3's UI otherwise opens on its GenAI view, an empty traces page."""
+        if self.uri.startswith("sqlite:///") and not Path(self.uri[len("sqlite:///"):]).is_file():
+            if study:
+                raise UsageError(f"no MLflow experiment {study!r}: the store {self.uri} is empty; run a search first")
+            return "/#/experiments"
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(self.uri)
+        if study:
+            exp = client.get_experiment_by_name(study)
+            if exp is None:
+                raise UsageError(f"no MLflow experiment {study!r} in {self.uri}; `search sync --study {study}` "
+                                 f"logs a study's trials")
+        else:
+            ids = [e.experiment_id for e in client.search_experiments(max_results=1000) if e.name != "Default"]
+            if not ids:
+                return "/#/experiments"
+            latest = client.search_runs(ids, max_results=1, order_by=["attributes.start_time DESC"])
+            return f"/#/experiments/{latest[0].info.experiment_id if latest else ids[0]}/runs"
+        return f"/#/experiments/{exp.experiment_id}/runs"
 
 
 def _fast_sqlite(db: Path) -> None:

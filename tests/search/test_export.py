@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from hwnas.evaluators import accuracy_of, count_macs, count_params, load_dataset
+from hwnas.evaluators.budgets import Budget
 from hwnas.search.config import RunConfig
 from hwnas.search.errors import UsageError
 from hwnas.search.export import PICKS, ExportRequest, export
@@ -126,14 +127,15 @@ def test_each_pick_chooses_from_the_front(study_dir, tmp_path, pick):
     study = load_study(str(study_dir), "s")
     assert meta["trial"] in _expected_pick(study, pick)
     assert meta["chosen"].startswith(pick) and f"exported trial {meta['trial']}" in lines[0]
-    assert sorted(p.name for p in out.iterdir()) == ["metadata.json", "model.onnx", "model.py", "weights.pt"]
+    assert sorted(p.name for p in out.iterdir()) == ["metadata.json", "model.onnx", "model.py", "report.json",
+                                                     "report.txt", "weights.pt"]
 
 
 def test_budget_picks_the_most_accurate_member_within_it(study_dir, tmp_path):
     study = load_study(str(study_dir), "s")
     front = study.best_trials
     budget = sorted(t.user_attrs["macs"] for t in front)[0]  # only the cheapest member(s) fit
-    export(ExportRequest(study="s", dir=str(study_dir), max_macs=budget, out=str(tmp_path / "o")))
+    export(ExportRequest(study="s", dir=str(study_dir), budgets=(Budget("max_macs", budget),), out=str(tmp_path / "o")))
     meta = json.loads((tmp_path / "o" / "metadata.json").read_text())
     within = [t for t in front if t.user_attrs["macs"] <= budget]
     assert meta["trial"] in {t.number for t in within
@@ -165,6 +167,43 @@ def test_exported_code_is_standalone_and_equals_the_builder(study_dir, tmp_path,
     assert got["params"] == count_params(ours) == trial.user_attrs["params"]
     assert got["macs"] == count_macs(ours, data.input_shape) == trial.user_attrs["macs"]
     assert got["accuracy"] == trial.user_attrs["accuracy"] == accuracy_of(ours, data.val)
+
+
+def test_raw_images_through_preprocess_reproduce_the_trials_accuracy(study_dir, tmp_path):
+    """A new user's path: raw digits as scikit-learn gives them (0-16), model.py's preprocess, the
+    exported network: the trial's validation accuracy. The raw split is made here, not by hwnas."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    out = tmp_path / "o"
+    export(ExportRequest(study="s", dir=str(study_dir), pick="max-accuracy", out=str(out)))
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["preprocessing"]["raw"].startswith("scikit-learn") and len(meta["preprocessing"]["mean"]) == 1
+    d = load_digits()  # the split documented in docs/cli.md: 20 % test, then 25 % of the rest for validation
+    x_rest, _, y_rest, _ = train_test_split(d.images[:, None], d.target, test_size=0.2, stratify=d.target,
+                                            random_state=0)
+    _, raw_val, _, val_y = train_test_split(x_rest, y_rest, test_size=0.25, stratify=y_rest, random_state=0)
+    module = _load(out / "model.py")
+    net = module.Network()
+    net.load_state_dict(torch.load(out / "weights.pt", weights_only=True))
+    with torch.no_grad():
+        predicted = net.eval()(module.preprocess(raw_val)).argmax(1).numpy()
+    accuracy = float((predicted == val_y).mean())
+    trial = load_study(str(study_dir), "s").trials[meta["trial"]]
+    assert abs(accuracy - trial.user_attrs["accuracy"]) <= 1 / len(val_y)  # float32 vs float64 standardising
+    report = json.loads((out / "report.json").read_text())["runtimes"]
+    assert set(report) == {"torch", "onnxruntime", "onnxruntime-int8"}
+    assert report["onnxruntime-int8"]["model_kb"] < report["onnxruntime"]["model_kb"]
+    assert report["torch"]["accuracy"] == trial.user_attrs["accuracy"]
+
+
+def _load(path: Path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("exported_model", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_duplicate_points_at_the_original_weights_and_retrain(study_dir, tmp_path):
@@ -200,10 +239,11 @@ def test_a_bad_request_on_the_command_line_is_one_line_exit_2(study_dir, tmp_pat
 @pytest.mark.parametrize("request_args,fragment", [
     ({"study": "nope"}, "no study 'nope'"),
     ({"trial": 99}, "has no trial 99"),
-    ({"max_latency_ms": 1e-6}, "no front member meets --max-latency-ms 1e-06"),
-    ({"max_latency_ms": 1e-6, "max_macs": 10}, "no front member meets --max-latency-ms 1e-06 and --max-macs 10"),
-    ({"max_macs": 0}, "--max-macs must be positive"),
-    ({"trial": 0, "max_macs": 5}, "--trial names one trial"),
+    ({"budgets": (Budget("max_latency_ms", 1e-6),)}, "no front member meets --max-latency-ms 1e-06"),
+    ({"budgets": (Budget("max_latency_ms", 1e-6), Budget("max_macs", 10))},
+     "no front member meets --max-latency-ms 1e-06 and --max-macs 10"),
+    ({"budgets": (Budget("max_macs", 0),)}, "--max-macs must be a positive number"),
+    ({"trial": 0, "budgets": (Budget("max_macs", 5),)}, "--trial names one trial"),
     ({"pick": "best"}, "unknown --pick 'best'"),
 ])
 def test_bad_requests_write_nothing(study_dir, tmp_path, request_args, fragment):

@@ -115,7 +115,8 @@ def ui_server(tmp_path):
     """`search ui` on a free loopback port; stopped (with its whole process group) afterwards."""
     port = free_port()
     out = open(tmp_path / "ui.out", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "hwnas.search", "ui", "--port", str(port)], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "hwnas.search", "ui", "--port", str(port), "--study", "ui-check"],
+                            cwd=ROOT,
                             stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         url = f"http://127.0.0.1:{port}"
@@ -154,8 +155,11 @@ def _finished(directory) -> dict[int, optuna.trial.FrozenTrial]:
 @pytest.mark.slow
 def test_every_trial_is_in_the_mlflow_ui(cli, searched, ui_server):
     url, out = ui_server
-    assert f"at {url}" in out.read_text().splitlines()[0]
     exp = _json(f"{url}/api/2.0/mlflow/experiments/get-by-name?experiment_name=ui-check")["experiment"]
+    # the printed link opens the study's runs table (MLflow 3's own first page is its GenAI traces view)
+    assert f"at {url}/#/experiments/{exp['experiment_id']}/runs " in out.read_text().splitlines()[0]
+    with urllib.request.urlopen(f"{url}/", timeout=30) as page:  # the fragment is the browser's: / serves the app
+        assert page.status == 200 and b"<div id=\"root\"" in page.read()
     runs = _json(f"{url}/api/2.0/mlflow/runs/search", {"experiment_ids": [exp["experiment_id"]], "max_results": 100})["runs"]
     tags = lambda run: {t["key"]: t["value"] for t in run["data"].get("tags", [])}
     parents = [r for r in runs if tags(r).get("role") == "study"]
