@@ -4,7 +4,9 @@
 ONNX (``model.onnx``), run by ONNX Runtime on the CPU with the trial's thread count.
 ``onnxruntime-int8``: that file quantized after training, static QDQ int8 with per-channel weights
 and activation ranges calibrated on training images (``model_int8.onnx``): what ships, so its
-accuracy is the trial's accuracy.
+accuracy is the trial's accuracy. ``executorch`` (the optional extra ``hwnas[executorch]``):
+the network lowered with torch.export to ExecuTorch's XNNPACK backend (the CPU kernels phones
+use), a ``model.pte`` program exported for batch 1 (so its throughput is at batch 1 too).
 """
 from __future__ import annotations
 
@@ -25,11 +27,18 @@ from torch import nn
 from .latency import time_runs, timing
 from .metrics import Metrics
 
-RUNTIMES = ("torch", "onnxruntime", "onnxruntime-int8")
+RUNTIMES = ("torch", "onnxruntime", "onnxruntime-int8", "executorch")
 DEFAULT_RUNTIME = "torch"
 # the package each runtime needs beyond torch, and how to install it
-PACKAGES = {"onnxruntime": "onnxruntime", "onnxruntime-int8": "onnxruntime"}
-FILES = {"torch": "weights.pt", "onnxruntime": "model.onnx", "onnxruntime-int8": "model_int8.onnx"}
+PACKAGES = {"onnxruntime": "onnxruntime", "onnxruntime-int8": "onnxruntime", "executorch": "executorch"}
+INSTALL = {"onnxruntime": "pip install onnxruntime", "executorch": 'pip install "hwnas[executorch]"'}
+FILES = {"torch": "weights.pt", "onnxruntime": "model.onnx", "onnxruntime-int8": "model_int8.onnx",
+         "executorch": "model.pte"}
+# What the hybrid sampler screens candidates in: quantizing (0.2-0.5 s) or lowering (4-7 s) each
+# of the 16 candidates of every ask would cost more than training them; the float ONNX figures
+# rank them, and each trial is measured (and its budgets checked) in its own runtime.
+SCREENED_IN = {"torch": "torch", "onnxruntime": "onnxruntime", "onnxruntime-int8": "onnxruntime",
+               "executorch": "onnxruntime"}
 CALIBRATION_IMAGES = 64  # training images int8 activation ranges are calibrated on
 THROUGHPUT_BATCH = 32
 
@@ -39,17 +48,19 @@ def runtime_problem(name: str) -> str | None:
     if name not in RUNTIMES:
         return f"unknown runtime {name!r}; choose from {', '.join(RUNTIMES)}"
     package = PACKAGES.get(name)
+    if package is None:
+        return None
     try:
-        missing = package is not None and importlib.util.find_spec(package) is None
+        missing = importlib.util.find_spec(package) is None
     except ValueError:  # sys.modules holds None for it: its import is blocked
         missing = True
     if missing:
-        return f"runtime {name} needs the {package} package, which is not installed here: pip install {package}"
+        return f"runtime {name} needs the {package} package, which is not installed here: {INSTALL[package]}"
     return None
 
 
 def is_onnx(runtime: str) -> bool:
-    return runtime in PACKAGES
+    return runtime.startswith("onnxruntime")
 
 
 def onnx_file(model: nn.Module, input_shape: tuple[int, int, int]) -> bytes:
@@ -131,6 +142,57 @@ def session(file: bytes, threads: int) -> Callable[[np.ndarray], np.ndarray]:
     return run
 
 
+@contextlib.contextmanager
+def native_stderr_off() -> Iterator[None]:
+    """ExecuTorch's C++ runtime and torchao's loader write notes straight to file descriptor 2 (a
+    CPU-info probe, the thread pool's size, optional kernels not built for this CPU): not the
+    user's business. Python's own errors are raised after it is restored."""
+    import os
+    import sys
+
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def executorch_program(model: nn.Module, input_shape: tuple[int, int, int]) -> bytes:
+    """The network lowered to ExecuTorch's XNNPACK backend for batch 1: a .pte program."""
+    with native_stderr_off(), warnings_off():
+        from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+        from executorch.exir import to_edge_transform_and_lower
+
+        model = model.cpu().eval()
+        with torch.no_grad():
+            exported = torch.export.export(model, (torch.zeros(1, *input_shape),))
+            lowered = to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()])
+            return bytes(lowered.to_executorch().buffer)
+
+
+def executorch_method(program: bytes, threads: int) -> Callable[[np.ndarray], np.ndarray]:
+    """The program's forward; images go through one at a time (it is exported for batch 1).
+    XNNPACK's thread pool is set to ``threads`` (0 = all cores)."""
+    import os
+
+    with native_stderr_off():
+        from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
+        from executorch.runtime import Runtime
+
+        _unsafe_reset_threadpool(threads or len(os.sched_getaffinity(0)))
+        method = Runtime.get().load_program(program).load_method("forward")
+
+    def run(images: np.ndarray) -> np.ndarray:
+        return np.concatenate([method.execute([torch.from_numpy(images[i:i + 1])])[0].numpy()
+                               for i in range(len(images))])
+
+    return run
+
+
 @dataclass(frozen=True)
 class Shipped:
     """A network as it ships in one runtime: the file and how to run it."""
@@ -138,6 +200,8 @@ class Shipped:
     file: bytes  # weights.pt (torch) or the ONNX file
 
     def forward(self, model: nn.Module, threads: int) -> Callable[[np.ndarray], np.ndarray]:
+        if self.runtime == "executorch":
+            return executorch_method(self.file, threads)
         if not is_onnx(self.runtime):
             model.cpu().eval()
 
@@ -152,6 +216,8 @@ def ship(model: nn.Module, input_shape: tuple[int, int, int], runtime: str,
          calibration: np.ndarray | None = None) -> Shipped:
     """``model`` as ``runtime`` ships it. int8 calibrates on ``calibration`` (training images;
     None: random inputs, for a network whose latency and size only are wanted)."""
+    if runtime == "executorch":
+        return Shipped(runtime, executorch_program(model, input_shape))
     if runtime == "torch":
         buffer = io.BytesIO()
         torch.save({k: v.cpu() for k, v in model.state_dict().items()}, buffer)

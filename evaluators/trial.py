@@ -19,7 +19,15 @@ from .early_exit import exit_metrics
 from .latency import measure_latency
 from .memory import peak_memory_mb
 from .metrics import REGISTRY, Metrics
-from .runtimes import CALIBRATION_IMAGES, DEFAULT_RUNTIME, THROUGHPUT_BATCH, accuracy_in, runtime_costs, ship
+from .runtimes import (
+    CALIBRATION_IMAGES,
+    DEFAULT_RUNTIME,
+    SCREENED_IN,
+    THROUGHPUT_BATCH,
+    accuracy_in,
+    runtime_costs,
+    ship,
+)
 from .training import Recipe, accuracy_of, train
 
 
@@ -129,11 +137,13 @@ def evaluate(spec: TrialSpec) -> TrialResult:
 def screen(genotype: str, dataset: str, data_dir: str, recipe: Recipe, device: str = "cpu",
            runtime: str = DEFAULT_RUNTIME, throughput_batch: int = THROUGHPUT_BATCH) -> Metrics:
     """Cheap metrics of a candidate not yet trained, for a sampler that screens many: exact size,
-    cost and memory, and a short timing in the runtime (the trial measures it again, fully)."""
+    cost and memory, and a short timing in the runtime it is screened in (``runtimes.SCREENED_IN``;
+    the trial measures in its own runtime, fully)."""
     quiet.checkpoint()  # the sampler screens many in a row: a trial beside it may want to time
     data = trial_data(dataset, data_dir, recipe)
     model = build(parse(genotype), data.input_shape, data.num_classes)
-    m = cheap_metrics(model, data.input_shape, "cpu" if runtime != DEFAULT_RUNTIME else device, 1, runtime,
+    screened_in = SCREENED_IN[runtime]
+    m = cheap_metrics(model, data.input_shape, "cpu" if screened_in != DEFAULT_RUNTIME else device, 1, screened_in,
                       throughput_batch, short=True)
     # the figures a sampler compares (objectives and budgets), not how they were taken
     return Metrics(**{k: v for k, v in m.values().items() if REGISTRY[k].direction})  # type: ignore[arg-type]

@@ -125,8 +125,9 @@ class RunConfig:
     exit_tolerance: float = option(0.01, "validation accuracy (a fraction) the early-exit threshold may cost "
                                          "against the full depth", metavar="F", identity=True)
     device: str = option("cpu", "where trials train and are timed: cpu, cuda or cuda:N", identity=True)
-    runtime: str = option("torch", "what latency, throughput and file size are measured in: torch, onnxruntime or "
-                                   "onnxruntime-int8 (static int8, calibrated; its accuracy is the trial's)",
+    runtime: str = option("torch", "what latency, throughput and file size are measured in: torch, onnxruntime, "
+                                   "onnxruntime-int8 (static int8, calibrated; its accuracy is the trial's) or "
+                                   "executorch (XNNPACK; pip install \"hwnas[executorch]\")",
                           identity=True)
     throughput_batch: int = option(32, "batch size of the throughput measurement", metavar="N", identity=True)
     # Not part of the identity: tightening a budget on a running study is natural; the front is
