@@ -10,7 +10,7 @@ from typing import Protocol
 from hwnas.spaces import Evaluated
 
 from . import data, metrics, tabular
-from .metrics import Metrics
+from .metrics import ALL_EXTRAS, Extras, Metrics
 from .runtimes import DEFAULT_RUNTIME, THROUGHPUT_BATCH
 from .training import Recipe
 from .trial import TrialResult, TrialSpec, evaluate, screen, trial_data
@@ -71,12 +71,13 @@ class Trained:
     device: str
     runtime: str = DEFAULT_RUNTIME
     throughput_batch: int = THROUGHPUT_BATCH
+    screened: Extras = Extras()  # the costs beyond counts and latency a screen takes (objectives', budgets')
     metrics: tuple[str, ...] = metrics.TRAINED
     local: bool = False
 
     def screen(self, genotype: str) -> Metrics:
         return screen(genotype, self.dataset, self.data_dir, self.recipe, self.device, self.runtime,
-                      self.throughput_batch)
+                      self.throughput_batch, self.screened)
 
     @property
     def evaluate(self) -> Callable[[TrialSpec], TrialResult]:
@@ -101,8 +102,9 @@ class Table:
 
 def evaluation_for(kind: Evaluated, dataset: str, data_dir: str = "", recipe: Recipe | None = None,
                    device: str = "cpu", runtime: str = DEFAULT_RUNTIME,
-                   throughput_batch: int = THROUGHPUT_BATCH) -> Evaluation:
-    """Reads the data (trained) or the table; raises DataError when it cannot."""
+                   throughput_batch: int = THROUGHPUT_BATCH, screened: Extras = ALL_EXTRAS) -> Evaluation:
+    """Reads the data (trained) or the table; raises DataError when it cannot. ``screened``: the
+    costs beyond counts and latency a sampler's screen takes."""
     check_dataset(kind, dataset)
     if kind is Evaluated.TABLE:
         cells = len(tabular.load_table(dataset))
@@ -110,4 +112,4 @@ def evaluation_for(kind: Evaluated, dataset: str, data_dir: str = "", recipe: Re
     recipe = recipe or Recipe()
     d = trial_data(dataset, data_dir, recipe)
     return Trained(f"{dataset} {'x'.join(map(str, d.input_shape))} ({len(d.train[0])} training images)",
-                   d.input_shape, dataset, data_dir, recipe, device, runtime, throughput_batch)
+                   d.input_shape, dataset, data_dir, recipe, device, runtime, throughput_batch, screened)

@@ -13,6 +13,7 @@ shows). Studies written before this registry also hold a ``metrics`` dict with t
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
@@ -164,13 +165,35 @@ DEFAULT_OBJECTIVES = ("accuracy", "latency_ms", "macs")
 TRAINED = ("accuracy", "test_accuracy", "latency_ms", "macs", "params", "train_seconds", "expected_macs",
            "expected_latency_ms", "peak_memory_mb", "model_kb", "throughput")
 TABLE = ("accuracy", "latency_ms", "params", "train_seconds")
+# what an export's report gives for each runtime (search.export.costs)
+PER_RUNTIME = ("latency_ms", "throughput", "model_kb", "peak_memory_mb", "accuracy")
 LEGACY_ATTR = "metrics"  # the dict every trial also stored before the registry
+
+
+@dataclass(frozen=True)
+class Extras:
+    """The costs beyond counts and latency that a measurement takes: a trial takes them all; a
+    sampler's screen only those an objective or a budget reads (together ~15-25 ms a candidate
+    here, and the hybrid sampler screens 16 candidates a trial)."""
+    peak_memory: bool = True
+    model_size: bool = True
+    throughput: bool = True
+
+    @staticmethod
+    def read_by(names: Iterable[str]) -> Extras:
+        wanted = set(names)
+        return Extras("peak_memory_mb" in wanted, "model_kb" in wanted, "throughput" in wanted)
+
+
+ALL_EXTRAS = Extras()
+
+
 # budget key (max_latency_ms, min_throughput) -> its metric: one per cost known before training
 BUDGETS: dict[str, str] = {m.budget: m.name for m in REGISTRY.values() if m.budget}
 
 
 def _check() -> None:
-    for name in (*DEFAULT_OBJECTIVES, *TRAINED, *TABLE):
+    for name in (*DEFAULT_OBJECTIVES, *TRAINED, *TABLE, *PER_RUNTIME):
         assert name in REGISTRY, f"{name} is not a metric"
     for m in REGISTRY.values():
         assert m.bound is None or REGISTRY[m.bound].cheap, f"{m.name}'s bound must be known before training"

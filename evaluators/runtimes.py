@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from .latency import time_runs, timing
-from .metrics import Metrics
+from .metrics import ALL_EXTRAS, Extras, Metrics
 
 RUNTIMES = ("torch", "onnxruntime", "onnxruntime-int8", "executorch")
 DEFAULT_RUNTIME = "torch"
@@ -231,10 +231,11 @@ def ship(model: nn.Module, input_shape: tuple[int, int, int], runtime: str,
 
 
 def runtime_costs(model: nn.Module, input_shape: tuple[int, int, int], shipped: Shipped, threads: int,
-                  throughput_batch: int = THROUGHPUT_BATCH, short: bool = False) -> Metrics:
+                  throughput_batch: int = THROUGHPUT_BATCH, short: bool = False,
+                  extras: Extras = ALL_EXTRAS) -> Metrics:
     """Latency (batch 1), throughput (batch ``throughput_batch``) and file size of ``shipped`` on
     this machine's CPU, timed in the conditions of ``latency.timing``. ``short``: a screening's
-    few runs."""
+    few runs; ``extras``: which of throughput and file size to take."""
     forward = shipped.forward(model, threads)
     one = np.random.default_rng(0).standard_normal((1, *input_shape)).astype(np.float32)
     many = np.repeat(one, throughput_batch, axis=0)
@@ -242,11 +243,12 @@ def runtime_costs(model: nn.Module, input_shape: tuple[int, int, int], shipped: 
     with timing(threads) as realtime:
         times = time_runs(lambda: forward(one), **runs)  # type: ignore[arg-type]
         batch = time_runs(lambda: forward(many), warmup=1, min_runs=3 if short else 5, min_seconds=0.0,
-                          warmup_seconds=0.0)
+                          warmup_seconds=0.0) if extras.throughput else None
         used = torch.get_num_threads()
     return Metrics(latency_ms=statistics.median(times), latency_runs=len(times), latency_threads=used,
                    latency_realtime=realtime, latency_runtime=shipped.runtime,
-                   throughput=throughput_batch / (statistics.median(batch) / 1e3), model_kb=len(shipped.file) / 1024)
+                   throughput=throughput_batch / (statistics.median(batch) / 1e3) if batch else None,
+                   model_kb=len(shipped.file) / 1024 if extras.model_size else None)
 
 
 def accuracy_in(shipped: Shipped, model: nn.Module, split: tuple[torch.Tensor, torch.Tensor], threads: int,

@@ -18,12 +18,13 @@ from .data import Dataset, crop_flip, load_dataset, prepare
 from .early_exit import exit_metrics
 from .latency import measure_latency
 from .memory import peak_memory_mb
-from .metrics import REGISTRY, Metrics
+from .metrics import ALL_EXTRAS, REGISTRY, Extras, Metrics
 from .runtimes import (
     CALIBRATION_IMAGES,
     DEFAULT_RUNTIME,
     SCREENED_IN,
     THROUGHPUT_BATCH,
+    Shipped,
     accuracy_in,
     runtime_costs,
     ship,
@@ -71,22 +72,25 @@ def trial_data(dataset: str, data_dir: str, recipe: Recipe) -> Dataset:
 
 def cheap_metrics(model: torch.nn.Module, input_shape: tuple[int, int, int], device: str, threads: int,
                   runtime: str = DEFAULT_RUNTIME, throughput_batch: int = THROUGHPUT_BATCH,
-                  calibration: np.ndarray | None = None, short: bool = False) -> Metrics:
+                  calibration: np.ndarray | None = None, short: bool = False, extras: Extras = ALL_EXTRAS) -> Metrics:
     """What is known before training: exact size, cost and memory, and latency, throughput and file
-    size measured in ``runtime`` (``short``: a screening's few runs). Only the timing waits for a
-    quiet phase (counting needs none, and every ms of quiet pauses the other trials)."""
+    size measured in ``runtime`` (``short``: a screening's few runs; ``extras``: which costs beyond
+    counts and latency). Only the timing waits for a quiet phase (counting needs none, and every
+    ms of quiet pauses the other trials)."""
     int8 = runtime.endswith("int8")
-    counted = Metrics(params=count_params(model), macs=count_macs(model, input_shape),
-                      peak_memory_mb=peak_memory_mb(model, input_shape, 1 if int8 else 4))
+    memory = peak_memory_mb(model, input_shape, 1 if int8 else 4) if extras.peak_memory else None
+    counted = Metrics(params=count_params(model), macs=count_macs(model, input_shape), peak_memory_mb=memory)
     if runtime == DEFAULT_RUNTIME and device != "cpu":  # a GPU: CUDA-event latency, as before
         with quiet.measuring():
             lat = measure_latency(model, input_shape, device, threads=threads)
         return counted.merged(Metrics(latency_ms=lat.median_ms, latency_threads=lat.threads, latency_runs=lat.runs,
                                       latency_realtime=lat.realtime, latency_runtime=runtime,
                                       model_kb=len(ship(model, input_shape, runtime).file) / 1024))
-    shipped = ship(model, input_shape, runtime, calibration)
+    # torch runs the module itself: its file (weights.pt) is made only to be weighed
+    weighed = extras.model_size or runtime != DEFAULT_RUNTIME
+    shipped = ship(model, input_shape, runtime, calibration) if weighed else Shipped(runtime, b"")
     with quiet.measuring():
-        costs = runtime_costs(model, input_shape, shipped, threads, throughput_batch, short)
+        costs = runtime_costs(model, input_shape, shipped, threads, throughput_batch, short, extras)
     model.to(device)
     return counted.merged(costs)
 
@@ -135,7 +139,8 @@ def evaluate(spec: TrialSpec) -> TrialResult:
 
 
 def screen(genotype: str, dataset: str, data_dir: str, recipe: Recipe, device: str = "cpu",
-           runtime: str = DEFAULT_RUNTIME, throughput_batch: int = THROUGHPUT_BATCH) -> Metrics:
+           runtime: str = DEFAULT_RUNTIME, throughput_batch: int = THROUGHPUT_BATCH,
+           extras: Extras = ALL_EXTRAS) -> Metrics:
     """Cheap metrics of a candidate not yet trained, for a sampler that screens many: exact size,
     cost and memory, and a short timing in the runtime it is screened in (``runtimes.SCREENED_IN``;
     the trial measures in its own runtime, fully)."""
@@ -144,6 +149,6 @@ def screen(genotype: str, dataset: str, data_dir: str, recipe: Recipe, device: s
     model = build(parse(genotype), data.input_shape, data.num_classes)
     screened_in = SCREENED_IN[runtime]
     m = cheap_metrics(model, data.input_shape, "cpu" if screened_in != DEFAULT_RUNTIME else device, 1, screened_in,
-                      throughput_batch, short=True)
+                      throughput_batch, short=True, extras=extras)
     # the figures a sampler compares (objectives and budgets), not how they were taken
     return Metrics(**{k: v for k, v in m.values().items() if REGISTRY[k].direction})  # type: ignore[arg-type]

@@ -10,7 +10,7 @@ import torch
 
 from hwnas.evaluators.data import Dataset
 from hwnas.evaluators.memory import peak_memory_mb
-from hwnas.evaluators.metrics import REGISTRY, Metrics
+from hwnas.evaluators.metrics import PER_RUNTIME, REGISTRY, Metrics
 from hwnas.evaluators.runtimes import (
     CALIBRATION_IMAGES,
     RUNTIMES,
@@ -23,8 +23,7 @@ from hwnas.evaluators.runtimes import (
 from hwnas.evaluators.training import accuracy_of
 from hwnas.spaces import Network
 
-# the figures of each runtime's row, in the registry's words
-FIGURES = tuple(REGISTRY[n] for n in ("latency_ms", "throughput", "model_kb", "peak_memory_mb", "accuracy"))
+FIGURES = tuple(REGISTRY[n] for n in PER_RUNTIME)
 
 
 def shipped_files(model: Network, data: Dataset, runtime: str) -> dict[str, Shipped]:

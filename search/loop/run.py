@@ -17,7 +17,7 @@ from hwnas.evaluators import Evaluation, TrialSpec, evaluation_for, quiet
 from hwnas.evaluators.budgets import Budget
 from hwnas.evaluators.data import DataError
 from hwnas.evaluators.latency import device_problem
-from hwnas.evaluators.metrics import Metrics
+from hwnas.evaluators.metrics import Extras, Metrics
 from hwnas.spaces import Space, get_space
 
 from .. import attrs
@@ -91,8 +91,9 @@ def run_search(config: RunConfig, executor: Executor | None = None, progress: bo
         raise UsageError(problem)
     space = get_space(config.space, exits=config.exits)
     try:  # read the data first: a data set that cannot be read leaves no study behind
+        read = (*config.objectives, *(b.metric for b in config.budgets))
         evaluation = evaluation_for(space.evaluated, config.dataset, config.data_dir, config.recipe(), config.device,
-                                    config.runtime, config.throughput_batch)
+                                    config.runtime, config.throughput_batch, Extras.read_by(read))
     except DataError as e:
         raise UsageError(str(e)) from None
     if config.budgets:  # before the study is touched: a budget nothing meets changes nothing

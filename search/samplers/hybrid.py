@@ -129,7 +129,9 @@ class _Pool:
 
     @staticmethod
     def of(pairs: list[tuple[dict, Candidate]]) -> _Pool:
-        metrics = tuple(sorted(pairs[0][1].cheap.values())) if pairs else ()
+        if not pairs:
+            return _Pool([], [], np.zeros((0, 0)), np.zeros((0, 0)), ())
+        metrics = tuple(sorted(pairs[0][1].cheap.values()))
         return _Pool([p for p, _ in pairs], [c.key for _, c in pairs],
                      np.array([c.features for _, c in pairs], float).reshape(len(pairs), -1),
                      np.array([[c.cheap.value(m) for m in metrics] for _, c in pairs], float).reshape(len(pairs), -1),
@@ -220,7 +222,7 @@ class HybridSampler(optuna.samplers.BaseSampler):
         pool = self._pool(names, [t.params for t, _ in done])
         pool = pool.take([i for i, k in enumerate(pool.keys) if k not in tried])
         within = self._within(pool)
-        for _ in range(0 if self.listable or within.keys else EXTRA_POOLS):
+        for _ in range(EXTRA_POOLS if self.screen.budgets and not self.listable and not within.keys else 0):
             fresh = self._networks([self._random_params() for _ in range(self.pool)], names)
             within = self._within(fresh.take([i for i, k in enumerate(fresh.keys) if k not in tried]))
             if within.keys:
