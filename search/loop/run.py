@@ -48,7 +48,8 @@ class _Failures:
 
     def told(self, trial: optuna.trial.FrozenTrial) -> None:
         if trial.state == Complete:
-            self.reasons.clear()
+            if not attrs.rejected(trial):  # a rejected candidate neither fails nor shows the trials work
+                self.reasons.clear()
             return
         self.reasons[str(trial.user_attrs.get(attrs.FAIL_REASON, "unknown"))[:200]] += 1
         if self.reasons.total() >= FAILURES_IN_A_ROW:
