@@ -60,7 +60,7 @@ def digits_members(args: argparse.Namespace) -> list[dict]:
         model = build(parse(t.user_attrs["genotype"]), data.input_shape, data.num_classes)
         owner = t.user_attrs.get("duplicate_of", t.number)
         model.load_state_dict(torch.load(weights_path(directory, args.study, owner), weights_only=True))
-        figures = measure(model, data, shipped_files(model, data, "torch"), args.threads, 32)
+        figures = measure(model, data, shipped_files(model, data), args.threads, 32)
         rows += [_row(f"digits trial {t.number}", rt, f, figures["torch"]["accuracy"]) for rt, f in figures.items()]
     return rows
 

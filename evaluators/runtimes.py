@@ -183,6 +183,8 @@ def executorch_method(program: bytes, threads: int) -> Callable[[np.ndarray], np
         from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
         from executorch.runtime import Runtime
 
+        # ExecuTorch's one knob for XNNPACK's pool (declared in its pybindings stub; "unsafe" only
+        # while a method runs, and none does here)
         _unsafe_reset_threadpool(threads or len(os.sched_getaffinity(0)))
         method = Runtime.get().load_program(program).load_method("forward")
 
@@ -197,7 +199,7 @@ def executorch_method(program: bytes, threads: int) -> Callable[[np.ndarray], np
 class Shipped:
     """A network as it ships in one runtime: the file and how to run it."""
     runtime: str
-    file: bytes  # weights.pt (torch) or the ONNX file
+    file: bytes  # weights.pt (torch), the ONNX file, or the ExecuTorch program (FILES names each)
 
     def forward(self, model: nn.Module, threads: int) -> Callable[[np.ndarray], np.ndarray]:
         if self.runtime == "executorch":

@@ -135,7 +135,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     given = budgets_from({k: getattr(args, k) for k in BUDGETS if getattr(args, k) is not None}, "flags")
     request = ExportRequest(study=args.study, out=args.out, dir=args.dir, trial=args.trial, pick=args.pick,
-                            budgets=given.get("budgets", ()), retrain_epochs=args.retrain_epochs)
+                            budgets=given.get("budgets", ()), retrain_epochs=args.retrain_epochs,
+                            report=args.report)
     print("\n".join(export(request)))
     return 0
 
@@ -246,6 +247,8 @@ def parser() -> argparse.ArgumentParser:
                                                                        f"on search run")
     e.add_argument("--retrain-epochs", type=int, help="retrain on train+validation for E epochs before export")
     e.add_argument("--out", required=True, help="folder to create (must not exist, or be empty)")
+    e.add_argument("--no-report", dest="report", action="store_false",
+                   help="skip report.json/txt (measuring every runtime takes seconds: ExecuTorch lowers the network)")
     e.set_defaults(func=cmd_export)
 
     i = sub.add_parser("inspect", help="parameters, MACs and measured latency of one genotype")

@@ -26,10 +26,11 @@ from hwnas.spaces import Network
 FIGURES = tuple(REGISTRY[n] for n in PER_RUNTIME)
 
 
-def shipped_files(model: Network, data: Dataset, runtime: str) -> dict[str, Shipped]:
-    """Every runtime's file of ``model`` that can be made here (int8: calibrated on training images)."""
+def shipped_files(model: Network, data: Dataset, runtimes: tuple[str, ...] = RUNTIMES) -> dict[str, Shipped]:
+    """The file of ``model`` in each of ``runtimes`` that can run here (int8: calibrated on
+    training images)."""
     calibration = data.train[0][:CALIBRATION_IMAGES].numpy()
-    return {rt: ship(model, data.input_shape, rt, calibration) for rt in RUNTIMES if runtime_problem(rt) is None}
+    return {rt: ship(model, data.input_shape, rt, calibration) for rt in runtimes if runtime_problem(rt) is None}
 
 
 def measure(model: Network, data: Dataset, files: dict[str, Shipped], threads: int,

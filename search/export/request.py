@@ -21,6 +21,7 @@ class ExportRequest:
     pick: str | None = None  # default: knee, or max-accuracy when a budget is given
     budgets: tuple[Budget, ...] = ()  # choose among the front of the trials within these (and the run's)
     retrain_epochs: int | None = None
+    report: bool = True  # measure the member in every runtime installed here (seconds: ExecuTorch lowers it)
 
     def __post_init__(self) -> None:
         if self.pick is not None and self.pick not in PICKS:

@@ -33,7 +33,7 @@ def test_a_study_of_the_previous_version_opens_continues_and_exports(tmp_path, c
     assert Metrics.from_attrs(complete[0].user_attrs) == Metrics(**complete[0].user_attrs["metrics"])
 
     out = cli("export", "--study", "before-hwnas", "--dir", str(tmp_path), "--trial", "1", "--out",
-              str(tmp_path / "exported"))
+              str(tmp_path / "exported"), "--no-report")
     assert out.returncode == 0, out.stderr
     assert "trial 1's trained weights" in out.stdout
     metadata = json.loads((tmp_path / "exported" / "metadata.json").read_text())
