@@ -1,10 +1,11 @@
 """The Pareto math in one place: which points are non-dominated, the hypervolume a set covers and
 a point adds, a study's front as rows, how good it is (normalised hypervolume) and its plot.
 
-Objectives are normalised as in NAS-Bench-201 comparisons: a maximised objective (accuracy, in
-[0, 1]) becomes the loss ``1 - value``; a minimised cost becomes ``cost / its largest value among
-the study's complete trials``. The reference point is 1 on every axis, so the hypervolume lies in
-[0, 1] and grows as the front improves.
+Objectives are normalised as in NAS-Bench-201 comparisons: a maximised fraction (accuracy, in
+[0, 1]) becomes the loss ``1 - value``, a maximised rate (throughput) ``1 - value / its largest
+value``; a minimised cost becomes ``cost / its largest value among the study's complete trials``.
+The reference point is 1 on every axis, so the hypervolume lies in [0, 1] and grows as the front
+improves.
 """
 from __future__ import annotations
 
@@ -79,11 +80,12 @@ def improvement(points: np.ndarray, front: np.ndarray) -> np.ndarray:
 
 
 def normalised_losses(values: np.ndarray, maximize: list[bool], scale: np.ndarray) -> np.ndarray:
-    """Rows of objective values -> losses in [0, 1]: ``1 - v`` where maximised, ``v / scale`` where not."""
+    """Rows of objective values -> losses in [0, 1]: ``1 - v / scale`` where maximised (scale 1
+    for a fraction such as accuracy), ``v / scale`` where not."""
     values = np.asarray(values, dtype=float)
     out = np.empty_like(values)
     for j, is_max in enumerate(maximize):
-        out[:, j] = 1.0 - values[:, j] if is_max else values[:, j] / scale[j]
+        out[:, j] = 1.0 - values[:, j] / scale[j] if is_max else values[:, j] / scale[j]
     return out
 
 
@@ -156,6 +158,10 @@ def study_hypervolume(study: optuna.Study) -> float:
     scale = np.max([t.values for t in complete], axis=0)
     scale[scale <= 0] = 1.0
     maximize = [d == Maximize for d in study.directions]
+    names = study.metric_names or []
+    for j, name in enumerate(names):  # a fraction's loss is 1 - it; a rate's (throughput) 1 - its share of the best
+        if maximize[j] and name in REGISTRY and REGISTRY[name].style == "fraction":
+            scale[j] = 1.0
     return hypervolume(normalised_losses(np.array([t.values for t in best_trials(study)]), maximize, scale))
 
 

@@ -16,7 +16,8 @@ lookup, or building the network and timing it briefly). So for each ask the samp
    exactly and the error log-normal, EHVI is an exact sum over the front's steps.
 
 The first ``startup`` asks pick distinct networks at random. Objectives are minimised after
-normalising: error = 1 - accuracy, each cheap objective divided by the largest value seen;
+normalising: error = 1 - accuracy, each cheap cost divided by the largest value seen (a cheap
+rate, throughput: 1 - its share of the largest);
 the reference point is 1 in every objective.
 """
 from __future__ import annotations
@@ -253,6 +254,9 @@ class HybridSampler(optuna.samplers.BaseSampler):
         raw = np.vstack([seen.cheap, pool.cheap])
         columns = [pool.metrics.index(n) for n in cheap_names]
         cheap = raw[:, columns] / np.maximum(raw[:, columns].max(0), 1e-12)
+        for k, name in enumerate(cheap_names):  # a maximised one (throughput): 1 - its share of the best
+            if study.directions[names.index(name)] == optuna.study.StudyDirection.MAXIMIZE:
+                cheap[:, k] = 1.0 - cheap[:, k]
         logs = np.log(np.maximum(raw, 1e-12))
         logs = (logs - logs.mean(0)) / (logs.std(0) + 1e-12)
         x = np.hstack([np.vstack([seen.features, pool.features]), logs])

@@ -36,6 +36,16 @@ def test_hypervolume_by_hand():
     assert losses == pytest.approx(np.array([[0.1, 0.5], [0.5, 1.0]]))
 
 
+def test_a_maximised_rate_is_a_share_of_the_best():
+    """throughput (images/s, not a fraction): its loss is 1 - its share of the largest seen."""
+    study = optuna.create_study(directions=["maximize", "maximize"])
+    study.set_metric_names(["accuracy", "throughput"])
+    for values in ([0.9, 1000.0], [0.8, 4000.0]):
+        study.add_trial(optuna.trial.create_trial(values=values))
+    # losses (0.1, 0.75) and (0.2, 0): boxes 0.9 x 0.25 and 0.8 x 1 overlapping in 0.8 x 0.25
+    assert study_hypervolume(study) == pytest.approx(0.9 * 0.25 + 0.8 * 1.0 - 0.8 * 0.25)
+
+
 def test_default_store_is_the_checkouts_mlflow_folder(monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
     store = Store.resolve()
