@@ -29,6 +29,7 @@ def test_peak_memory_counts_weights_and_the_activations_alive_at_once():
     assert peak_memory_mb(in_place, (1, 8, 8)) == pytest.approx((weights + 64 + 256 + 10) * 4 / 2**20, abs=0)
 
 
+@pytest.mark.slow  # ExecuTorch's import and lowering: ~10 s
 def test_every_runtime_runs_the_same_network():
     """Each runtime's forward gives the torch network's logits (int8 within quantization error),
     and its costs are measured in it: the int8 file is the smallest."""

@@ -87,15 +87,23 @@ def test_table_search_under_a_budget_and_tightened_later(capsys, tmp_path):
     assert {int(line.split()[0]) for line in r.stdout.splitlines()[2:]} == {t.number for t in front}
 
 
+@pytest.fixture(scope="module")
+def unbudgeted(tmp_path_factory):
+    """X: the median latency of an unbudgeted 12-trial run (1 epoch) on the same seed."""
+    from hwnas.search.cli import main
+
+    directory = tmp_path_factory.mktemp("free")
+    assert main(["run", "--dir", str(directory), "--trials", "12", "--epochs", "1", "--study", "free",
+                 "--workers", "1", "--train-subset", "300"]) == 0
+    return statistics.median(t.user_attrs["latency_ms"] for t in load_study(str(directory), "free").trials)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sampler,workers", [("hybrid", "1"), ("nsga2", "2"), ("tpe", "1")])
-def test_over_budget_networks_are_never_trained(capsys, tmp_path, sampler, workers):
-    """The issue's check: 12 trials of 1 epoch under X, the median latency of an unbudgeted run;
-    with 2 workers the trials run on a local Ray (the budgets travel in the TrialSpec)."""
-    r = _main(capsys, "run", "--dir", str(tmp_path), "--trials", "12", "--epochs", "1", "--study", "free",
-              "--workers", "1", "--train-subset", "300")
-    assert r.returncode == 0, r.stderr
-    x = statistics.median(t.user_attrs["latency_ms"] for t in load_study(str(tmp_path), "free").trials)
+def test_over_budget_networks_are_never_trained(capsys, tmp_path, unbudgeted, sampler, workers):
+    """The issue's check: 12 trials of 1 epoch under X; with 2 workers the trials run on a local
+    Ray (the budgets travel in the TrialSpec)."""
+    x = unbudgeted
     r = _main(capsys, "run", "--dir", str(tmp_path), "--trials", "12", "--epochs", "1", "--study", "b",
               "--workers", workers, "--train-subset", "300", "--sampler", sampler, "--max-latency-ms", f"{x:.4f}")
     assert r.returncode == 0, r.stderr
@@ -111,4 +119,3 @@ def test_over_budget_networks_are_never_trained(capsys, tmp_path, sampler, worke
         assert f"{len(rejected)} candidate" in r.stderr and "over budget" in r.stderr
     if sampler != "hybrid":  # half the space is over X: plain samplers draw some (the hybrid screens them out)
         assert rejected
-    assert journal_path(str(tmp_path), "b").is_file()
