@@ -9,7 +9,7 @@ from hwnas.evaluators.budgets import Budget, over_budget
 from hwnas.evaluators.metrics import BUDGETS, Metrics
 from hwnas.search import attrs
 from hwnas.search.pareto import front_trials
-from hwnas.search.study import journal_path, load_study
+from hwnas.search.study import load_study
 from hwnas.search.weights import weights_path
 from tests.search.test_hostile import _main
 
