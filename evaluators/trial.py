@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import io
+import statistics
 import time
 from dataclasses import dataclass
 
@@ -16,7 +17,7 @@ from .budgets import Budget, over_budget
 from .cost import count_macs, count_params
 from .data import Dataset, crop_flip, load_dataset, prepare
 from .early_exit import exit_metrics
-from .latency import measure_latency
+from .latency import measure_latency, time_runs
 from .memory import peak_memory_mb
 from .metrics import ALL_EXTRAS, REGISTRY, Extras, Metrics
 from .runtimes import (
@@ -83,8 +84,9 @@ def cheap_metrics(model: torch.nn.Module, input_shape: tuple[int, int, int], dev
     if runtime == DEFAULT_RUNTIME and device != "cpu":  # a GPU: CUDA-event latency, as before
         with quiet.measuring():
             lat = measure_latency(model, input_shape, device, threads=threads)
+            rate = _cuda_throughput(model, input_shape, device, throughput_batch) if extras.throughput else None
         return counted.merged(Metrics(latency_ms=lat.median_ms, latency_threads=lat.threads, latency_runs=lat.runs,
-                                      latency_realtime=lat.realtime, latency_runtime=runtime,
+                                      latency_realtime=lat.realtime, latency_runtime=runtime, throughput=rate,
                                       model_kb=len(ship(model, input_shape, runtime).file) / 1024))
     # torch runs the module itself: its file (weights.pt) is made only to be weighed
     weighed = extras.model_size or runtime != DEFAULT_RUNTIME
@@ -93,6 +95,15 @@ def cheap_metrics(model: torch.nn.Module, input_shape: tuple[int, int, int], dev
         costs = runtime_costs(model, input_shape, shipped, threads, throughput_batch, short, extras)
     model.to(device)
     return counted.merged(costs)
+
+
+def _cuda_throughput(model: torch.nn.Module, input_shape: tuple[int, int, int], device: str, batch: int) -> float:
+    """Images a second at ``batch`` on a GPU, timed with CUDA events (untried: no GPU here yet)."""
+    model = model.to(device).eval()
+    x = torch.randn(batch, *input_shape, device=device)
+    with torch.inference_mode():
+        times = time_runs(lambda: model(x), cuda=True, warmup=2, min_runs=5, min_seconds=0.0, warmup_seconds=0.0)
+    return batch / (statistics.median(times) / 1e3)
 
 
 def state_dict_bytes(model: torch.nn.Module) -> bytes:
