@@ -10,6 +10,7 @@ from typing import Protocol
 from hwnas.spaces import Evaluated
 
 from . import data, metrics, tabular
+from .device_table import device_latencies
 from .metrics import ALL_EXTRAS, Extras, Metrics
 from .runtimes import DEFAULT_RUNTIME, THROUGHPUT_BATCH
 from .training import Recipe
@@ -89,11 +90,12 @@ class Table:
     description: str
     dataset: str
     input_shape: None = None
+    latency_table: str = ""  # a device's latency table read instead of the benchmark's own
     metrics: tuple[str, ...] = metrics.TABLE
     local: bool = True
 
     def screen(self, genotype: str) -> Metrics:
-        return tabular.screen(self.dataset, genotype)
+        return tabular.screen(self.dataset, genotype, self.latency_table)
 
     @property
     def evaluate(self) -> Callable[[TrialSpec], TrialResult]:
@@ -102,12 +104,17 @@ class Table:
 
 def evaluation_for(kind: Evaluated, dataset: str, data_dir: str = "", recipe: Recipe | None = None,
                    device: str = "cpu", runtime: str = DEFAULT_RUNTIME,
-                   throughput_batch: int = THROUGHPUT_BATCH, screened: Extras = ALL_EXTRAS) -> Evaluation:
+                   throughput_batch: int = THROUGHPUT_BATCH, screened: Extras = ALL_EXTRAS,
+                   latency_table: str = "") -> Evaluation:
     """Reads the data (trained) or the table; raises DataError when it cannot. ``screened``: the
     costs beyond counts and latency a sampler's screen takes."""
     check_dataset(kind, dataset)
     if kind is Evaluated.TABLE:
         cells = len(tabular.load_table(dataset))
+        if latency_table:
+            device_latencies(latency_table)  # read (and checked) before any study is touched
+            return Table(f"{dataset} (NAS-Bench-201 table, {cells:,} cells; latency of {latency_table})", dataset,
+                         latency_table=latency_table)
         return Table(f"{dataset} (NAS-Bench-201 table, {cells:,} cells)", dataset)
     recipe = recipe or Recipe()
     d = trial_data(dataset, data_dir, recipe)

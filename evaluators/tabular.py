@@ -7,13 +7,16 @@ each edge in arch-string order. Accuracy here is val_acc averaged over the seeds
 from __future__ import annotations
 
 import functools
+import os
 import pickle
 import statistics
+from dataclasses import replace
 from importlib import resources
 
 from hwnas.spaces.nb201 import DATASETS, EDGES, OPS, Cell, CellError, parse_cell
 
 from .budgets import over_budget
+from .device_table import device_latencies
 from .metrics import Metrics
 from .trial import TrialResult, TrialSpec
 
@@ -52,13 +55,22 @@ def lookup(dataset: str, cell: str) -> Metrics:
         raise TableError(f"no NAS-Bench-201 cell {cell!r}: {e}") from None
 
 
-def screen(dataset: str, cell: str) -> Metrics:
-    """What is known before training: latency and model size."""
-    return load_table(dataset)[cell].cheap()
+def _on_device(row: Metrics, cell: str, latency_table: str) -> Metrics:
+    """The row with the device table's latency for the cell (``latency_table`` "": the row's own)."""
+    if not latency_table:
+        return row
+    return replace(row, latency_ms=device_latencies(latency_table)[cell],
+                   latency_runtime=f"table {os.path.basename(latency_table)}")
+
+
+def screen(dataset: str, cell: str, latency_table: str = "") -> Metrics:
+    """What is known before training: latency (the table's, or the device's) and model size."""
+    return _on_device(load_table(dataset)[cell], cell, latency_table).cheap()
 
 
 def evaluate(spec: TrialSpec) -> TrialResult:
     """A trial of the table: its row (no weights, no model); its cheap figures only when over a budget."""
     row = lookup(spec.dataset, spec.genotype)
+    row = _on_device(row, str(parse_cell(spec.genotype)), spec.latency_table)
     rejected = over_budget(row.cheap(), spec.budgets)
     return TrialResult(row.cheap(), rejected=rejected) if rejected else TrialResult(row)

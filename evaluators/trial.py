@@ -46,6 +46,7 @@ class TrialSpec:
     runtime: str = DEFAULT_RUNTIME  # what latency, throughput and file size are measured in (evaluators.runtimes)
     throughput_batch: int = THROUGHPUT_BATCH
     budgets: tuple[Budget, ...] = ()  # a candidate over one is rejected before training
+    latency_table: str = ""  # a table space: a device's latency table (evaluators.device_table) to read instead
 
 
 @dataclass(frozen=True)

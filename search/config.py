@@ -130,6 +130,9 @@ class RunConfig:
                                    "executorch (XNNPACK; pip install \"hwnas[executorch]\")",
                           identity=True)
     throughput_batch: int = option(32, "batch size of the throughput measurement", metavar="N", identity=True)
+    latency_table: str = option("", "a table space (nb201): the device, as a CSV of arch,latency_ms for every cell "
+                                    "(shared/data/nb201-devices has four); its latency replaces the benchmark's",
+                                metavar="FILE.csv", identity=True)
     # Not part of the identity: tightening a budget on a running study is natural; the front is
     # always read against the budgets of the latest run (search.pareto).
     budgets: tuple[Budget, ...] = option((), "bounds on costs known before training, one flag each "
@@ -153,6 +156,8 @@ class RunConfig:
 
         if not self.study:
             object.__setattr__(self, "study", self.space)  # resolved, so the saved config is explicit
+        if self.latency_table:  # absolute: the same file from any working directory is the same study
+            object.__setattr__(self, "latency_table", str(Path(self.latency_table).expanduser().absolute()))
         object.__setattr__(self, "objectives", tuple(self.objectives))
         for name, value in (("--workers", self.workers), ("--cpus-per-trial", self.cpus_per_trial)):
             if value is not None and value <= 0:
@@ -214,6 +219,9 @@ class RunConfig:
             raise UsageError(f"space {self.space}: {e}") from None
         if self.exits and not space.supports_exits:
             raise UsageError(f"--exits does not apply to space {self.space}")
+        if self.latency_table and space.evaluated is not Evaluated.TABLE:
+            raise UsageError(f"--latency-table applies to table spaces (nb201); space {self.space} times its "
+                             f"networks (see --runtime)")
         if self.runtime != "torch" and space.evaluated is not Evaluated.TRAINED:
             raise UsageError(f"--runtime applies to trained spaces; space {self.space} reads its latency from "
                              f"its table")

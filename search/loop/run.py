@@ -94,7 +94,7 @@ def run_search(config: RunConfig, executor: Executor | None = None, progress: bo
     try:  # read the data first: a data set that cannot be read leaves no study behind
         read = (*config.objectives, *(b.metric for b in config.budgets))
         evaluation = evaluation_for(space.evaluated, config.dataset, config.data_dir, config.recipe(), config.device,
-                                    config.runtime, config.throughput_batch, Extras.read_by(read))
+                                    config.runtime, config.throughput_batch, Extras.read_by(read), config.latency_table)
     except DataError as e:
         raise UsageError(str(e)) from None
     if config.budgets:  # before the study is touched: a budget nothing meets changes nothing
@@ -170,7 +170,8 @@ def _optimize(study: optuna.Study, config: RunConfig, space: Space, evaluation: 
         in_flight[trial.number] = trial
         executor.submit(TrialSpec(trial.number, genotype, config.dataset, recipe, config.device, config.data_dir,
                                   config.threads, exit_tolerance=config.exit_tolerance, runtime=config.runtime,
-                                  throughput_batch=config.throughput_batch, budgets=config.budgets))
+                                  throughput_batch=config.throughput_batch, budgets=config.budgets,
+                                  latency_table=config.latency_table))
 
     def duplicate(trial: optuna.trial.Trial, original: optuna.trial.FrozenTrial) -> bool:
         """Tells ``trial`` with ``original``'s figures; whether it counts (not over a budget)."""
