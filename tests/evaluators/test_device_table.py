@@ -1,0 +1,66 @@
+"""--latency-table: a device's latency table (arch,latency_ms for every NAS-Bench-201 cell) is the
+nb201 space's latency. The tables here are written by the test (the shared device tables are not
+part of the repository); their values differ from the benchmark's own, so reading them shows."""
+import csv
+
+import pytest
+
+from hwnas.evaluators.tabular import load_table
+from hwnas.search.study import load_study
+from tests.search.test_hostile import _main
+
+
+def _write_table(path, rows):
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["arch", "latency_ms"])
+        w.writerows(rows)
+
+
+@pytest.fixture(scope="module")
+def device(tmp_path_factory):
+    """A made-up device: latency 1 ms + 10 ms per million parameters (so ranked unlike the table's)."""
+    path = tmp_path_factory.mktemp("device") / "board.csv"
+    _write_table(path, [(cell, 1.0 + 10 * m.params / 1e6) for cell, m in load_table("cifar10").items()])
+    return path
+
+
+def test_the_device_table_is_the_latency(capsys, tmp_path, device):
+    r = _main(capsys, "run", "--space", "nb201", "--trials", "12", "--dir", str(tmp_path), "--latency-table",
+              str(device), "--sampler", "random")
+    assert r.returncode == 0, r.stderr
+    assert f"latency of {device}" in r.stderr
+    table = load_table("cifar10")
+    for t in load_study(str(tmp_path), "nb201").trials:
+        cell = t.user_attrs["genotype"]
+        assert t.user_attrs["latency_ms"] == pytest.approx(1.0 + 10 * table[cell].params / 1e6)
+        assert t.user_attrs["latency_ms"] != pytest.approx(table[cell].latency_ms)
+        assert t.user_attrs["latency_runtime"] == "table board.csv"
+    # another device is another study's latency: continuing with it is refused
+    other = tmp_path / "other.csv"
+    _write_table(other, [(cell, 2.0) for cell in table])
+    r = _main(capsys, "run", "--space", "nb201", "--trials", "13", "--dir", str(tmp_path), "--latency-table", str(other))
+    assert r.returncode == 2 and "latency_table=" in r.stderr
+
+
+@pytest.mark.parametrize("content,fragment", [
+    (None, "cannot read --latency-table"),
+    ("arch,ms\n", "must start with the header arch,latency_ms"),
+    ("arch,latency_ms\n|none~0|+|none~0|none~1|+|none~0|none~1|none~2|,1.0\n", "holds 1 cells; the device must"),
+    ("arch,latency_ms\n|none~0|+|none~0|none~1|+|none~0|none~1|none~2|,-1\n", "line 2: latency_ms must be a positive"),
+    ("arch,latency_ms\nnot a cell,1.0\n", "line 2: not arch,latency_ms"),
+    ("\x00\xff\xfe", "is not a CSV text file"),
+])
+def test_a_bad_table_is_one_line_and_writes_nothing(capsys, tmp_path, content, fragment):
+    path = tmp_path / "t.csv"
+    if content is not None:
+        path.write_bytes(content.encode("latin-1"))
+    runs = tmp_path / "runs"
+    r = _main(capsys, "run", "--space", "nb201", "--trials", "3", "--dir", str(runs), "--latency-table", str(path))
+    assert r.returncode == 2 and fragment in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not runs.exists()
+
+
+def test_a_trained_space_has_no_latency_table(capsys, tmp_path, device):
+    r = _main(capsys, "run", "--dir", str(tmp_path), "--latency-table", str(device))
+    assert r.returncode == 2 and "--latency-table applies to table spaces (nb201)" in r.stderr
