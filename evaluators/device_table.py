@@ -11,6 +11,7 @@ import os
 from hwnas.spaces.nb201 import EDGES, OPS, CellError, parse_cell
 
 from .data import DataError
+from .metrics import DEVICE_TABLE
 
 TABLE_LIMIT = 50_000_000  # bytes: a full table of 15,625 rows is about 1.5 MB
 
@@ -27,8 +28,8 @@ def _read(path: str, stamp: tuple[int, int]) -> dict[str, float]:
         raise DataError(f"cannot read --latency-table {path}: {e.strerror or e}") from None
     except (UnicodeDecodeError, csv.Error) as e:
         raise DataError(f"--latency-table {path} is not a CSV text file ({e})") from None
-    if not rows or [c.strip() for c in rows[0]] != ["arch", "latency_ms"]:
-        raise DataError(f"--latency-table {path} must start with the header arch,latency_ms")
+    if not rows or tuple(c.strip() for c in rows[0]) != DEVICE_TABLE:
+        raise DataError(f"--latency-table {path} must start with the header {','.join(DEVICE_TABLE)}")
     table: dict[str, float] = {}
     for line, row in enumerate(rows[1:], start=2):
         if not row:

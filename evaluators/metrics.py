@@ -165,6 +165,8 @@ DEFAULT_OBJECTIVES = ("accuracy", "latency_ms", "macs")
 TRAINED = ("accuracy", "test_accuracy", "latency_ms", "macs", "params", "train_seconds", "expected_macs",
            "expected_latency_ms", "peak_memory_mb", "model_kb", "throughput")
 TABLE = ("accuracy", "latency_ms", "params", "train_seconds")
+# the header of a device's latency table (evaluators.device_table, --latency-table)
+DEVICE_TABLE = ("arch", "latency_ms")
 # what an export's report gives for each runtime (search.export.costs)
 PER_RUNTIME = ("latency_ms", "throughput", "model_kb", "peak_memory_mb", "accuracy")
 LEGACY_ATTR = "metrics"  # the dict every trial also stored before the registry
