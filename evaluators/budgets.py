@@ -36,11 +36,8 @@ class Budget:
         return over / self.limit
 
     def describe(self, metrics: Metrics) -> str:
-        m = REGISTRY[self.metric]
-        unit = f" {m.unit}" if m.unit else ""
-        return (f"{self.metric} {m.show(metrics.value(self.metric))}{unit} over {self.flag} {self.limit:g}"
-                if self.at_most else
-                f"{self.metric} {m.show(metrics.value(self.metric))}{unit} under {self.flag} {self.limit:g}")
+        shown = REGISTRY[self.metric].show_with_unit(metrics.value(self.metric))
+        return f"{self.metric} {shown} {'over' if self.at_most else 'under'} {self.flag} {self.limit:g}"
 
 
 def over_budget(metrics: Metrics, budgets: Iterable[Budget]) -> str | None:
@@ -49,5 +46,23 @@ def over_budget(metrics: Metrics, budgets: Iterable[Budget]) -> str | None:
     return "; ".join(broken) or None
 
 
-def budget_metrics(budgets: Iterable[Budget]) -> set[str]:
-    return {b.metric for b in budgets}
+class Closest:
+    """The figure nearest to each budget among the candidates seen (the smallest cost, the
+    largest rate): what a search that finds nothing within them reports."""
+
+    def __init__(self, budgets: tuple[Budget, ...]) -> None:
+        self.budgets = budgets
+        self.best: dict[str, float] = {}  # budget key -> the best value seen
+
+    def see(self, metrics: Metrics) -> None:
+        for b in self.budgets:
+            v, seen = metrics.value(b.metric), self.best.get(b.key)
+            self.best[b.key] = v if seen is None else min(seen, v) if b.at_most else max(seen, v)
+
+    def __str__(self) -> str:
+        def found(b: Budget) -> str:
+            seen = self.best.get(b.key)
+            return "none (no candidate could be built)" if seen is None else REGISTRY[b.metric].show_with_unit(seen)
+
+        return "; ".join(f"{'smallest' if b.at_most else 'largest'} {b.metric} found {found(b)} ({b.flag} {b.limit:g})"
+                         for b in self.budgets)

@@ -50,6 +50,9 @@ class Metric:
             return "/".join(_show(self.style, v) for v in value)
         return _show(self.style, value)
 
+    def show_with_unit(self, value: Value) -> str:
+        return self.show(value) + (f" {self.unit}" if self.unit else "")
+
 
 def _show(style: Style, value: float | int | bool | str) -> str:
     if isinstance(value, (bool, str)) or style == "plain":

@@ -63,6 +63,11 @@ def is_onnx(runtime: str) -> bool:
     return runtime.startswith("onnxruntime")
 
 
+def is_int8(runtime: str) -> bool:
+    """Its file is quantized: int8 accuracy is the trial's, and an element takes one byte."""
+    return runtime == "onnxruntime-int8"
+
+
 def onnx_file(model: nn.Module, input_shape: tuple[int, int, int]) -> bytes:
     """The network as ONNX (the forward of ``model``, batch size free), constants as initializers
     so the quantizer sees every weight and bias."""
@@ -253,10 +258,9 @@ def runtime_costs(model: nn.Module, input_shape: tuple[int, int, int], shipped: 
                    model_kb=len(shipped.file) / 1024 if extras.model_size else None)
 
 
-def accuracy_in(shipped: Shipped, model: nn.Module, split: tuple[torch.Tensor, torch.Tensor], threads: int,
+def accuracy_in(forward: Callable[[np.ndarray], np.ndarray], split: tuple[torch.Tensor, torch.Tensor],
                 batch: int = 256) -> float:
-    """Accuracy of ``shipped`` run in its runtime on (images, labels)."""
-    forward = shipped.forward(model, threads)
+    """Accuracy on (images, labels) of a runtime's ``forward`` (``Shipped.forward``)."""
     x, y = split
     correct = 0
     for i in range(0, len(x), batch):

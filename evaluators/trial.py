@@ -27,6 +27,7 @@ from .runtimes import (
     THROUGHPUT_BATCH,
     Shipped,
     accuracy_in,
+    is_int8,
     runtime_costs,
     ship,
 )
@@ -79,8 +80,7 @@ def cheap_metrics(model: torch.nn.Module, input_shape: tuple[int, int, int], dev
     size measured in ``runtime`` (``short``: a screening's few runs; ``extras``: which costs beyond
     counts and latency). Only the timing waits for a quiet phase (counting needs none, and every
     ms of quiet pauses the other trials)."""
-    int8 = runtime.endswith("int8")
-    memory = peak_memory_mb(model, input_shape, 1 if int8 else 4) if extras.peak_memory else None
+    memory = peak_memory_mb(model, input_shape, 1 if is_int8(runtime) else 4) if extras.peak_memory else None
     counted = Metrics(params=count_params(model), macs=count_macs(model, input_shape), peak_memory_mb=memory)
     if runtime == DEFAULT_RUNTIME and device != "cpu":  # a GPU: CUDA-event latency, as before
         with quiet.measuring():
@@ -136,11 +136,12 @@ def evaluate(spec: TrialSpec) -> TrialResult:
         m = m.merged(Metrics(train_seconds=time.perf_counter() - t0,
                              accuracy=accuracy_of(model, data.val, spec.device),
                              test_accuracy=accuracy_of(model, data.test, spec.device)))
-        if spec.runtime.endswith("int8"):  # what ships is the quantized model: its accuracy is the trial's
+        if is_int8(spec.runtime):  # what ships is the quantized model: its accuracy is the trial's
             shipped = ship(model, data.input_shape, spec.runtime, calibration)
+            forward = shipped.forward(model, spec.threads)
             m = m.merged(Metrics(accuracy_fp32=m.accuracy, test_accuracy_fp32=m.test_accuracy,
-                                 accuracy=accuracy_in(shipped, model, data.val, spec.threads),
-                                 test_accuracy=accuracy_in(shipped, model, data.test, spec.threads)))
+                                 accuracy=accuracy_in(forward, data.val),
+                                 test_accuracy=accuracy_in(forward, data.test)))
             model.to(spec.device)
         if model.exits:
             m = m.merged(exit_metrics(model, data.val, data.test, data.input_shape, spec.exit_tolerance,

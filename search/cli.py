@@ -175,12 +175,13 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     width = max(map(len, row))
     for k, v in row.items():
         metric = REGISTRY.get(k)
-        if metric is not None and metric.style == "millions":
+        if metric is None:
+            shown = str(v)
+        elif metric.style == "millions":
             shown = f"{v / 1e6:.3f} M ({v:,})"
         else:
-            shown = metric.show(v) if metric is not None else str(v)
-        unit = f" {metric.unit}" if metric is not None and metric.unit and metric.style != "millions" else ""
-        print(f"{k.ljust(width)}  {shown}{unit}")
+            shown = metric.show_with_unit(v)
+        print(f"{k.ljust(width)}  {shown}")
     return 0
 
 

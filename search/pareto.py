@@ -31,9 +31,10 @@ Row = dict[str, Any]  # column -> plain value (int, float, list, str), as report
 
 # ---- points (rows, every objective minimised) ------------------------------------------------------
 
-def nondominated(points: np.ndarray) -> np.ndarray:
-    """Rows of ``points`` (minimised) that no other row dominates. In lexicographic order a row can
-    only be dominated by an earlier one, so each is checked against the rows kept so far."""
+def nondominated_rows(points: np.ndarray) -> list[int]:
+    """Indices of the rows of ``points`` (minimised) that no other row dominates, in order. In
+    lexicographic order a row can only be dominated by an earlier one, so each is checked against
+    the rows kept so far."""
     points = np.asarray(points, dtype=float)
     kept: list[int] = []
     for i in np.lexsort(points.T[::-1]):
@@ -43,7 +44,13 @@ def nondominated(points: np.ndarray) -> np.ndarray:
             if np.any(np.all(others <= p, axis=1) & np.any(others < p, axis=1)):
                 continue
         kept.append(int(i))
-    return points[sorted(kept)]
+    return sorted(kept)
+
+
+def nondominated(points: np.ndarray) -> np.ndarray:
+    """The rows of ``points`` (minimised) that no other row dominates."""
+    points = np.asarray(points, dtype=float)
+    return points[nondominated_rows(points)]
 
 
 def hypervolume(losses: np.ndarray) -> float:
@@ -103,8 +110,11 @@ def trial_row(trial: optuna.trial.FrozenTrial) -> Row:
 
 def budgets_of(study: optuna.Study) -> tuple[Budget, ...]:
     """The budgets of the study's latest run (none for a study made before budgets)."""
+    from .config import budgets_from
+
     stored = study.user_attrs.get(attrs.CONFIG) or {}
-    return tuple(Budget(k, float(stored[k])) for k in BUDGETS if stored.get(k) is not None)
+    return budgets_from({k: stored[k] for k in BUDGETS if k in stored}, f"study {study.study_name!r}").get(
+        "budgets", ())
 
 
 def candidates(study: optuna.Study, budgets: tuple[Budget, ...] | None = None) -> list[optuna.trial.FrozenTrial]:
@@ -112,6 +122,8 @@ def candidates(study: optuna.Study, budgets: tuple[Budget, ...] | None = None) -
     A budget tightened since a trial was trained leaves it out."""
     budgets = budgets_of(study) if budgets is None else budgets
     trained = attrs.trained(study.get_trials(deepcopy=False, states=(Complete,)))
+    if not budgets:
+        return trained
     return [t for t in trained if over_budget(Metrics.from_attrs(t.user_attrs), budgets) is None]
 
 
@@ -121,9 +133,7 @@ def best_trials(study: optuna.Study, budgets: tuple[Budget, ...] | None = None) 
     if not members:
         return []
     sign = np.array([-1.0 if d == Maximize else 1.0 for d in study.directions])
-    points = np.array([t.values for t in members]) * sign
-    dominated = [bool(np.any(np.all(points <= p, axis=1) & np.any(points < p, axis=1))) for p in points]
-    return [t for t, d in zip(members, dominated) if not d]
+    return [members[i] for i in nondominated_rows(np.array([t.values for t in members]) * sign)]
 
 
 def front_trials(study: optuna.Study, budgets: tuple[Budget, ...] | None = None) -> list[optuna.trial.FrozenTrial]:

@@ -16,6 +16,7 @@ from hwnas.evaluators.runtimes import (
     RUNTIMES,
     Shipped,
     accuracy_in,
+    is_int8,
     runtime_costs,
     runtime_problem,
     ship,
@@ -37,16 +38,19 @@ def measure(model: Network, data: Dataset, files: dict[str, Shipped], threads: i
             throughput_batch: int) -> dict[str, dict]:
     """Runtime -> its figures (latency, throughput, file size, peak memory, validation accuracy)."""
     rows = {}
+    fp32_memory = peak_memory_mb(model, data.input_shape)  # one forward: an int8 element takes a quarter
     for rt, shipped in files.items():
         costs = runtime_costs(model, data.input_shape, shipped, threads, throughput_batch)
-        accuracy = accuracy_of(model, data.val) if rt == "torch" else accuracy_in(shipped, model, data.val, threads)
-        memory = peak_memory_mb(model, data.input_shape, 1 if rt.endswith("int8") else 4)
+        accuracy = (accuracy_of(model, data.val) if rt == "torch"
+                    else accuracy_in(shipped.forward(model, threads), data.val))
+        memory = fp32_memory / 4 if is_int8(rt) else fp32_memory
         rows[rt] = costs.merged(Metrics(accuracy=accuracy, peak_memory_mb=memory)).values()
     model.eval()
     return rows
 
 
-def write_report(folder: Path, rows: dict[str, dict], threads: int, throughput_batch: int) -> None:
+def write_report(folder: Path, rows: dict[str, dict], threads: int, throughput_batch: int) -> str:
+    """Writes report.json and report.txt; returns the text report's table."""
     machine = {"cpu": platform.processor() or platform.machine(), "system": platform.platform(),
                "torch": torch.__version__, "threads": threads, "throughput_batch": throughput_batch}
     (folder / "report.json").write_text(json.dumps({"machine": machine, "runtimes": rows}, indent=2) + "\n")
@@ -58,3 +62,4 @@ def write_report(folder: Path, rows: dict[str, dict], threads: int, throughput_b
     note = (f"Measured on this machine ({machine['cpu']}, {threads} thread(s), torch {torch.__version__}); "
             f"accuracy on the validation split, throughput at batch {throughput_batch}.")
     (folder / "report.txt").write_text("\n".join([note, "", *lines]) + "\n")
+    return "\n".join(lines)

@@ -18,7 +18,7 @@ import torch
 from hwnas.evaluators import Recipe, accuracy_of, count_macs, count_params, train
 from hwnas.evaluators.data import Dataset, crop_flip
 from hwnas.evaluators.metrics import REGISTRY, Metrics
-from hwnas.evaluators.runtimes import CALIBRATION_IMAGES, FILES, RUNTIMES
+from hwnas.evaluators.runtimes import CALIBRATION_IMAGES, FILES, RUNTIMES, is_int8
 from hwnas.evaluators.trial import trial_data
 from hwnas.spaces import Evaluated, Genotype, Network, build, get_space, parse
 
@@ -160,7 +160,7 @@ def _load_module(path: Path) -> ModuleType:
 
 def _write(tmp: Path, model: Network, trial: optuna.trial.FrozenTrial, genotype: Genotype, data: Dataset,
            metadata: dict, config: RunConfig, report: bool) -> list[str]:
-    int8 = config.runtime.endswith("int8")
+    int8 = is_int8(config.runtime)
     threshold = Metrics.from_attrs(trial.user_attrs).exit_threshold
     title = f"Trial {trial.number} of study {metadata['study']!r}, exported by hwnas `search export`"
     (tmp / "model.py").write_text(model_source(genotype, data.input_shape, data.num_classes, threshold, title,
@@ -175,19 +175,18 @@ def _write(tmp: Path, model: Network, trial: optuna.trial.FrozenTrial, genotype:
             raise RuntimeError("exported model.py disagrees with the builder's network")
     # The TorchScript-based exporter: quiet and ~0.3 s; the dynamo one takes ~7 s here. With the
     # report, every runtime installed; without, the ONNX files only.
-    wanted = RUNTIMES if report else ("onnxruntime", *(("onnxruntime-int8",) if int8 else ()))
-    files = shipped_files(model, data, wanted)
+    onnx = ("onnxruntime", "onnxruntime-int8") if int8 else ("onnxruntime",)  # the files that ship
+    files = shipped_files(model, data, RUNTIMES if report else onnx)
     notes = ["model.onnx: the full-depth forward" + (" (early exits are in model.py only)" if len(model.exits) else "")]
-    for rt in ("onnxruntime", *(("onnxruntime-int8",) if int8 else ())):
+    for rt in onnx:
         (tmp / FILES[rt]).write_bytes(files[rt].file)
     if int8:
         notes.append(f"{FILES['onnxruntime-int8']}: static int8 (QDQ), calibrated on {CALIBRATION_IMAGES} training "
                      f"images: what the study measured")
     if report:
         rows = measure(model, data, files, config.threads, config.throughput_batch)
-        write_report(tmp, rows, config.threads, config.throughput_batch)
-        notes.append("report.txt: every runtime's cost on this machine:\n" +
-                     (tmp / "report.txt").read_text().split("\n\n", 1)[1].rstrip())
+        table = write_report(tmp, rows, config.threads, config.throughput_batch)
+        notes.append(f"report.txt: every runtime's cost on this machine:\n{table}")
         metadata["runtimes"] = rows
     metadata["files"] = sorted([p.name for p in tmp.iterdir()] + ["metadata.json"])
     (tmp / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")

@@ -8,8 +8,8 @@ import sys
 import numpy as np
 
 from hwnas.evaluators import Evaluation
-from hwnas.evaluators.budgets import Budget, over_budget
-from hwnas.evaluators.metrics import REGISTRY, Metrics
+from hwnas.evaluators.budgets import Budget, Closest, over_budget
+from hwnas.evaluators.metrics import Metrics
 from hwnas.spaces import Space
 
 from ..errors import UsageError
@@ -24,7 +24,7 @@ def check_feasible(space: Space, evaluation: Evaluation, budgets: tuple[Budget, 
     rng = np.random.default_rng(seed)
     choices = space.choices()
     limit = TABLE_CANDIDATES if evaluation.local else CANDIDATES
-    best: dict[str, float] = {}
+    closest = Closest(budgets)
     for _ in range(limit):
         params = {n: o[rng.integers(len(o))] for n, o in choices.items()}
         try:
@@ -33,20 +33,9 @@ def check_feasible(space: Space, evaluation: Evaluation, budgets: tuple[Budget, 
             continue
         if over_budget(figures, budgets) is None:
             return figures
-        for b in budgets:
-            v = figures.value(b.metric)
-            best[b.key] = min(best.get(b.key, v), v) if b.at_most else max(best.get(b.key, v), v)
-    seen = "; ".join(f"{'smallest' if b.at_most else 'largest'} {b.metric} found {_show(b, best.get(b.key))} "
-                     f"({b.flag} {b.limit:g})" for b in budgets)
+        closest.see(figures)
     raise UsageError(f"no network of space {space.name} meets the budgets among {limit} random candidates: "
-                     f"{seen}; loosen a budget")
-
-
-def _show(budget: Budget, value: float | None) -> str:
-    if value is None:
-        return "none (no candidate could be built)"
-    metric = REGISTRY[budget.metric]
-    return metric.show(value) + (f" {metric.unit}" if metric.unit else "")
+                     f"{closest}; loosen a budget")
 
 
 def announce(budgets: tuple[Budget, ...]) -> None:

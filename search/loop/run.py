@@ -5,7 +5,6 @@ One trial's handling lives in ``loop.trial``; this module holds the loop around 
 """
 from __future__ import annotations
 
-import math
 import sys
 import time
 from collections import Counter
@@ -14,7 +13,7 @@ from collections.abc import Sequence
 import optuna
 
 from hwnas.evaluators import Evaluation, TrialSpec, evaluation_for, quiet
-from hwnas.evaluators.budgets import Budget
+from hwnas.evaluators.budgets import Budget, Closest
 from hwnas.evaluators.data import DataError
 from hwnas.evaluators.latency import device_problem
 from hwnas.evaluators.metrics import Extras, Metrics
@@ -62,7 +61,7 @@ class _Rejections:
     """Candidates rejected over a budget since the last trained trial, and the best figures seen."""
 
     def __init__(self, budgets: tuple[Budget, ...]) -> None:
-        self.budgets, self.count, self.best = budgets, 0, {b.key: math.nan for b in budgets}
+        self.count, self.closest = 0, Closest(budgets)
 
     def told(self, trial: optuna.trial.FrozenTrial) -> None:
         if trial.state != Complete:
@@ -71,15 +70,10 @@ class _Rejections:
             self.count = 0
             return
         self.count += 1
-        m = Metrics.from_attrs(trial.user_attrs)
-        for b in self.budgets:
-            v, seen = m.value(b.metric), self.best[b.key]
-            self.best[b.key] = v if math.isnan(seen) else min(seen, v) if b.at_most else max(seen, v)
+        self.closest.see(Metrics.from_attrs(trial.user_attrs))
         if self.count >= REJECTED_IN_A_ROW:
-            best = "; ".join(f"{'smallest' if b.at_most else 'largest'} {b.metric} {self.best[b.key]:.4g} "
-                             f"({b.flag} {b.limit:g})" for b in self.budgets)
-            raise RunFailure(f"{self.count} candidates in a row were over the budgets ({best}); the sampler finds "
-                             f"none within them: loosen a budget and run the same command again")
+            raise RunFailure(f"{self.count} candidates in a row were over the budgets ({self.closest}); the sampler "
+                             f"finds none within them: loosen a budget and run the same command again")
 
 
 def run_search(config: RunConfig, executor: Executor | None = None, progress: bool = True, track: bool = True,
