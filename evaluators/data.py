@@ -328,11 +328,13 @@ def crop_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     n, c, h, w = x.shape
     pad = max(1, min(h, w) // 8)
     padded = F.pad(x, (pad, pad, pad, pad))
+    # drawn on the CPU generator (the same crops on any device), then indices where the batch is
     dy = torch.randint(0, 2 * pad + 1, (n, 1), generator=generator)
     dx = torch.randint(0, 2 * pad + 1, (n, 1), generator=generator)
     rows = dy + torch.arange(h)  # (n, h)
     cols = dx + torch.arange(w)  # (n, w)
     flip = torch.rand(n, generator=generator) < 0.5
     cols = torch.where(flip[:, None], cols.flip(1), cols)
-    return padded[torch.arange(n)[:, None, None, None], torch.arange(c)[None, :, None, None],
+    rows, cols, d = rows.to(x.device), cols.to(x.device), x.device
+    return padded[torch.arange(n, device=d)[:, None, None, None], torch.arange(c, device=d)[None, :, None, None],
                   rows[:, None, :, None], cols[:, None, None, :]]

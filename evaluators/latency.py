@@ -110,9 +110,10 @@ def time_runs(forward: Callable[[], object], cuda: bool = False, warmup: int = 1
     return times
 
 
-def device_problem(device: str, check_available: bool = False) -> str | None:
+def device_problem(device: str, check_available: bool = False, bf16: bool = False) -> str | None:
     """Why ``device`` is not a device name (cpu, cuda, cuda:N), or None. With ``check_available``,
-    also why this machine cannot run it (a study made on a GPU machine stays readable elsewhere)."""
+    also why this machine cannot run it (a study made on a GPU machine stays readable elsewhere),
+    and, with ``bf16``, why it cannot train in bf16."""
     import re
 
     if device == "cpu":
@@ -126,4 +127,6 @@ def device_problem(device: str, check_available: bool = False) -> str | None:
     index = int(device.split(":")[1]) if ":" in device else 0
     if index >= torch.cuda.device_count():
         return f"--device {device} asked, but this machine has {torch.cuda.device_count()} CUDA device(s)"
+    if bf16 and not torch.cuda.is_bf16_supported():
+        return f"--precision bf16 asked, but {torch.cuda.get_device_name(index)} has no bf16; use --precision fp32"
     return None

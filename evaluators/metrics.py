@@ -113,6 +113,10 @@ class Metrics:
     test_accuracy_fp32: float | None = _metric(None, False, "", "fraction", "test accuracy of the float model")
     latency_runtime: str | None = _metric(None, True, "", "plain", "the runtime latency_ms was timed in")
     train_seconds: float | None = _metric(None, False, "s", "seconds", "wall time of training")
+    train_precision: str | None = _metric(None, False, "", "plain", "the arithmetic training ran in: fp32, or bf16 "
+                                                                    "(CUDA autocast)")
+    gpu_memory_mb: float | None = _metric(None, False, "MB", "mb", "peak GPU memory allocated while training (the "
+                                                                   "worker's data set copy included)")
     latency_threads: int | None = _metric(None, True, "", "plain", "CPU threads of the latency measurement")
     latency_runs: int | None = _metric(None, True, "", "plain", "forwards timed for the latency median")
     latency_realtime: bool | None = _metric(None, True, "", "plain", "timed at real-time priority")

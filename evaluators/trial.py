@@ -73,6 +73,27 @@ def trial_data(dataset: str, data_dir: str, recipe: Recipe) -> Dataset:
     return _prepared(dataset, data_dir, recipe.resolution, recipe.train_subset)
 
 
+Split = tuple[torch.Tensor, torch.Tensor]
+
+
+@functools.lru_cache(maxsize=1)
+def _on_device(dataset: str, data_dir: str, resolution: int, train_subset: int, device: str) -> tuple[Split, Split]:
+    data = _prepared(dataset, data_dir, resolution, train_subset)
+    return ((data.train[0].to(device), data.train[1].to(device)),
+            (data.val[0].to(device), data.val[1].to(device)))
+
+
+def device_data(spec: TrialSpec) -> tuple[Split, Split]:
+    """The training and validation splits where the trial trains: on a GPU, copied there once per
+    worker and kept (no batch crosses from the host; digits is 0.6 MB and Fashion-MNIST 188 MB as
+    float32, against the GPU's gigabytes); on the CPU, the host tensors themselves."""
+    if spec.device == "cpu":
+        data = trial_data(spec.dataset, spec.data_dir, spec.recipe)
+        return data.train, data.val
+    r = spec.recipe
+    return _on_device(spec.dataset, spec.data_dir, r.resolution, r.train_subset, spec.device)
+
+
 def cheap_metrics(model: torch.nn.Module, input_shape: tuple[int, int, int], device: str, threads: int,
                   runtime: str = DEFAULT_RUNTIME, throughput_batch: int = THROUGHPUT_BATCH,
                   calibration: np.ndarray | None = None, short: bool = False, extras: Extras = ALL_EXTRAS) -> Metrics:
@@ -132,9 +153,14 @@ def evaluate(spec: TrialSpec) -> TrialResult:
             return TrialResult(m, summary=summary, rejected=rejected)
         t0 = time.perf_counter()
         augment = crop_flip if spec.recipe.augment and data.augmentable else None
-        train(model, data.train, spec.recipe, spec.device, augment)
-        m = m.merged(Metrics(train_seconds=time.perf_counter() - t0,
-                             accuracy=accuracy_of(model, data.val, spec.device),
+        train_split, val_split = device_data(spec)
+        gpu = spec.device.startswith("cuda")
+        if gpu:
+            torch.cuda.reset_peak_memory_stats(spec.device)
+        train(model, train_split, spec.recipe, spec.device, augment)
+        m = m.merged(Metrics(train_seconds=time.perf_counter() - t0, train_precision=spec.recipe.precision,
+                             gpu_memory_mb=torch.cuda.max_memory_allocated(spec.device) / 2**20 if gpu else None,
+                             accuracy=accuracy_of(model, val_split, spec.device),
                              test_accuracy=accuracy_of(model, data.test, spec.device)))
         if is_int8(spec.runtime):  # what ships is the quantized model: its accuracy is the trial's
             shipped = ship(model, data.input_shape, spec.runtime, calibration)

@@ -121,6 +121,8 @@ class RunConfig:
                                  "horizontal flip for fashion-mnist and cifar10; none for digits and folders)",
                            identity=True)
     seed: int = option(0, "seed of the sampler and of training, 0 to 2^32 - 1")
+    precision: str = option("fp32", "training arithmetic: fp32, or bf16 (CUDA autocast, --device cuda; weights stay "
+                                    "fp32, latency is timed in fp32)", identity=True)
     exits: bool = option(False, "also search early-exit heads", identity=True)
     exit_tolerance: float = option(0.01, "validation accuracy (a fraction) the early-exit threshold may cost "
                                          "against the full depth", metavar="F", identity=True)
@@ -141,17 +143,19 @@ class RunConfig:
     # not upset by the search's own processes on the other cores (benchmarks/ray_throughput.py)
     threads: int = option(1, "CPU threads for the latency measurements (0 = all cores)", metavar="N")
     # where trials run (not part of a study's identity); None = the default
-    workers: int | None = option(None, "trials in flight at once (default: one per GPU, else one per CPU core; "
-                                       "1 on a lone machine runs in this process)", metavar="N")
+    workers: int | None = option(None, "trials in flight at once (default: --device cuda, one per --gpus-per-trial "
+                                       "share of the GPUs; cpu, one per CPU core; 1 on a lone machine runs in this "
+                                       "process)", metavar="N")
     ray_address: str | None = option(None, "join this Ray cluster (HOST:PORT; default $RAY_ADDRESS, else a local "
                                            "Ray started for the run)", metavar="HOST:PORT")
     cpus_per_trial: int | None = option(None, "CPUs (= torch threads) per trial (default: cores / workers)",
                                         metavar="N")
-    gpus_per_trial: float | None = option(None, "GPUs per trial (default 1 where there are GPUs, else 0)",
-                                          metavar="G")
+    gpus_per_trial: float | None = option(None, "with --device cuda, the share of a GPU each trial holds (default 1; "
+                                                "0.25 packs four trials on a GPU; above 1, whole GPUs)", metavar="G")
 
     def __post_init__(self) -> None:
         from hwnas.evaluators.latency import device_problem
+        from hwnas.evaluators.training import precision_problem
         from hwnas.spaces import SPACES, get_space
 
         if not self.study:
@@ -164,6 +168,15 @@ class RunConfig:
                 raise UsageError(f"{name} must be a positive integer, got {value}")
         if self.gpus_per_trial is not None and not self.gpus_per_trial >= 0:
             raise UsageError(f"--gpus-per-trial must be a number >= 0, got {self.gpus_per_trial}")
+        if self.gpus_per_trial is not None and self.gpus_per_trial > 1 and self.gpus_per_trial % 1:
+            # Ray places a fraction of one GPU, or whole GPUs
+            raise UsageError(f"--gpus-per-trial above 1 must be a whole number, got {self.gpus_per_trial:g}")
+        if self.gpus_per_trial == 0 and self.device != "cpu":
+            raise UsageError(f"--gpus-per-trial 0 leaves trials no GPU, but they train on --device {self.device}; "
+                             f"give a share such as 0.25, or --device cpu")
+        if self.gpus_per_trial and self.device == "cpu":
+            raise UsageError(f"--gpus-per-trial {self.gpus_per_trial:g} gives trials a GPU, but they train on "
+                             f"--device cpu; add --device cuda")
         for name in ("trials", "epochs", "batch_size"):
             if getattr(self, name) <= 0:
                 raise UsageError(f"--{_flag(name)} must be a positive integer, got {getattr(self, name)}")
@@ -193,7 +206,7 @@ class RunConfig:
             raise UsageError(f"--exit-tolerance must be in [0, 1) (a fraction of accuracy), got {self.exit_tolerance}")
         self._resolve_for_space(get_space(self.space))
         check_study_name(self.study)
-        problem = device_problem(self.device)
+        problem = device_problem(self.device) or precision_problem(self.precision, self.device)
         if problem:
             raise UsageError(problem)
 
@@ -240,7 +253,7 @@ class RunConfig:
         from hwnas.evaluators import Recipe
 
         return Recipe(epochs=self.epochs, batch_size=self.batch_size, train_subset=self.train_subset,
-                      resolution=self.resolution, augment=self.augment, seed=self.seed)
+                      resolution=self.resolution, augment=self.augment, seed=self.seed, precision=self.precision)
 
     def as_dict(self) -> dict:
         """Plain values, as the config file and the study keep them: a budget as its own key."""

@@ -31,3 +31,25 @@ def mlflow_store(tmp_path_factory):
         os.environ.pop("MLFLOW_TRACKING_URI", None)
     else:
         os.environ["MLFLOW_TRACKING_URI"] = before
+
+
+NO_CUDA = "not run: no CUDA device here (benchmarks/gpu_check.py runs the cuda tests on a GPU machine)"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``cuda`` need a GPU: where there is none they are skipped with the reason, and
+    the summary says they did not run (a skip is never a pass)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(pytest.mark.skip(reason=NO_CUDA))
+
+
+def pytest_terminal_summary(terminalreporter):
+    not_run = [r for r in terminalreporter.stats.get("skipped", []) if NO_CUDA in str(r.longrepr)]
+    if not_run:
+        terminalreporter.write_line(f"cuda: {len(not_run)} tests NOT RUN (no CUDA device here); "
+                                    f"they are not counted as passed", yellow=True, bold=True)

@@ -20,20 +20,24 @@ def local_defaults() -> tuple[int, int]:
 
 def make_executor(evaluation: Evaluation, workers: int | None = None, ray_address: str | None = None,
                   cpus_per_trial: int | None = None, gpus_per_trial: float | None = None,
-                  evaluate: Evaluate | None = None) -> Executor:
+                  evaluate: Evaluate | None = None, device: str = "cpu") -> Executor:
     """This process for a local evaluation (a table) or one worker on this machine; otherwise Ray:
     a local one started for the run, or the cluster at ``ray_address`` (or $RAY_ADDRESS). Default
-    workers: one per GPU, else one per core (2 workers x 1 thread beat 1 x 2 threads here:
-    benchmarks/ray_throughput.py). ``evaluate`` replaces the evaluation's own (tests inject faults)."""
+    workers: on ``device`` cpu one per core (2 workers x 1 thread beat 1 x 2 threads here:
+    benchmarks/ray_throughput.py), on cuda one per ``gpus_per_trial`` share of the GPUs (1: one per
+    GPU; 0.25: four per GPU). Trials on the CPU are given no GPU. ``evaluate`` replaces the
+    evaluation's own (tests inject faults)."""
     evaluate = evaluate or evaluation.evaluate
     if evaluation.local:
         return LocalExecutor(evaluate)
+    gpu = device != "cpu"
+    gpus_per_trial = (gpus_per_trial or 1.0) if gpu else 0.0
     address = ray_address or os.environ.get("RAY_ADDRESS") or None
     if address is None:
         gpus, cores = local_defaults()
         if workers is None:
-            workers = gpus if gpus and gpus_per_trial != 0 else cores
-        if workers == 1 and not gpus and cpus_per_trial is None and not gpus_per_trial:
+            workers = max(1, int(gpus / gpus_per_trial)) if gpu else cores
+        if workers == 1 and not gpu and cpus_per_trial is None:
             return LocalExecutor(evaluate)
     from .ray import RayExecutor
 

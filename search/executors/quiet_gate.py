@@ -1,11 +1,13 @@
 """The quiet gate of a Ray run: one small actor that lets a trial time its model only while every
-other trial on the same node is paused between training steps (see ``evaluators.quiet``)."""
+other trial on the same place is paused between training steps (see ``evaluators.quiet``). A place
+is a node's CPUs, or one GPU of a node: trials sharing a GPU (``--gpus-per-trial 0.25``) take turns
+with each other there, and trials on other GPUs or on the CPUs go on."""
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,13 +88,26 @@ class Gate:
             self._changed.notify_all()
 
 
-class GateClient:
-    """The ``evaluators.quiet.Quiet`` of one Ray worker. Timing uses all the node's cores, as a
-    lone process would (the others are paused), so latency does not depend on --workers."""
+def place(node: str, gpus: list[str]) -> str:
+    """Where a worker's timings happen: its node's CPUs, or the GPUs Ray gave it on that node."""
+    return f"{node}/gpu{','.join(gpus)}" if gpus else node
 
-    def __init__(self, gate: Any, who: int) -> None:
+
+def driver_gpus() -> list[str]:
+    """The GPU this process's ``cuda`` is (the first visible one)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")[0].strip()
+    return [visible or "0"]
+
+
+class GateClient:
+    """The ``evaluators.quiet.Quiet`` of one Ray worker. Timing on the CPU uses all the node's
+    cores, as a lone process would (the others are paused), so latency does not depend on
+    --workers. ``gpus``: the GPU ids this worker trains and times on (none: the CPU)."""
+
+    def __init__(self, gate: Any, who: int, gpus: Sequence[int | str] | None = None) -> None:
         self.gate, self.who = gate, who
-        self.node = ray.get_runtime_context().get_node_id()
+        self.gpus = [str(g) for g in gpus or []]
+        self.node = place(ray.get_runtime_context().get_node_id(), self.gpus)
         self.timing_threads = len(os.sched_getaffinity(0))
         self._poll = None  # pending timing_wanted call while training
 
@@ -124,5 +139,9 @@ class GateClient:
     def checkpoint(self) -> None:
         # a local readiness check (~0.1 ms), not a round trip to the gate
         if self._poll is not None and ray.wait([self._poll], timeout=0)[0]:
+            import torch
+
+            if self.gpus and torch.cuda.is_initialized():  # steps queued on the GPU finish before the timer is let in
+                torch.cuda.synchronize()
             ray.get(self.gate.pause.remote(self.node, self.who))
             self._poll = self.gate.timing_wanted.remote(self.node)

@@ -16,7 +16,7 @@ from hwnas.evaluators import TrialSpec, evaluate
 from .._private import ray_errors_to_stderr
 from ..errors import UsageError
 from .base import Evaluate, Outcome, run_one
-from .quiet_gate import Gate, GateClient
+from .quiet_gate import Gate, GateClient, driver_gpus
 
 MAX_RETRIES = 2
 
@@ -31,9 +31,10 @@ class TrialWorker:
         from hwnas.evaluators import quiet
 
         torch.set_num_threads(cpus)
-        self.device = "cuda" if ray.get_gpu_ids() else "cpu"  # Ray set CUDA_VISIBLE_DEVICES to it
+        gpus = ray.get_gpu_ids()  # Ray set CUDA_VISIBLE_DEVICES to them: "cuda" is this worker's GPU
+        self.device = "cuda" if gpus else "cpu"
         self.evaluate = evaluate
-        quiet.install(GateClient(gate, who))
+        quiet.install(GateClient(gate, who, gpus))
 
     @ray.method(concurrency_group="info")  # answers while a trial runs
     def pid(self) -> int:
@@ -129,8 +130,9 @@ class RayExecutor:
 
     def driver_quiet(self) -> GateClient:
         """The driver's place at the gate (``who`` 0): its screening and logging share the cores of
-        a local Ray's workers, so it pauses for their timings and they wait for it."""
-        return GateClient(self.gate, 0)
+        a local Ray's workers, so it pauses for their timings and they wait for it. When trials
+        run on GPUs the driver screens on its own ``cuda``, and takes turns with the trials there."""
+        return GateClient(self.gate, 0, driver_gpus() if self.gpus else None)
 
     def submit(self, spec: TrialSpec, retries: int = 0) -> None:
         worker, who = self._idle.pop()

@@ -81,7 +81,7 @@ def run_search(config: RunConfig, executor: Executor | None = None, progress: bo
     """Run (or continue) the search ``config`` describes. Observers see every told trial: the
     ``callbacks`` given, the front files beside the study, the MLflow tracker (``track``) and the
     progress line (``progress``)."""
-    problem = device_problem(config.device, check_available=True)
+    problem = device_problem(config.device, check_available=True, bf16=config.precision == "bf16")
     if problem:
         raise UsageError(problem)
     space = get_space(config.space, exits=config.exits)
@@ -94,7 +94,7 @@ def run_search(config: RunConfig, executor: Executor | None = None, progress: bo
     if config.budgets:  # before the study is touched: a budget nothing meets changes nothing
         check_feasible(space, evaluation, config.budgets, config.seed)
     executor = executor or make_executor(evaluation, config.workers, config.ray_address, config.cpus_per_trial,
-                                         config.gpus_per_trial)
+                                         config.gpus_per_trial, device=config.device)
     try:
         study = open_study(config, screen_for(space, evaluation, config.budgets))
         observers: list[Observer] = [*callbacks, FrontFiles(journal_path(config.dir, config.study).parent)]

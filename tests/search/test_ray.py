@@ -65,7 +65,7 @@ def test_faults_fail_the_trial_and_a_dead_worker_is_retried(local_ray):
         executor.submit(spec(0, lr=1e12))  # a real NaN loss
         executor.submit(spec(1, dataset="nope"))  # an exception in the trial
         out = drain(executor, 2)
-        assert out[0].result is None and out[0].error.startswith("TrainingError: loss became nan")
+        assert out[0].result is None and out[0].error.startswith("TrainingError: the loss became NaN or infinite in epoch 1")
         assert out[1].result is None and out[1].error.startswith("DataError")
         assert out[0].spec.device == "cpu" and out[0].retries == 0
 

@@ -1,0 +1,208 @@
+"""The GPU paths proven on a machine with an NVIDIA GPU, in one command (under 5 minutes on one GPU):
+
+    python benchmarks/gpu_check.py [--trials 16] [--epochs 8] [--out FILE]
+
+1. the tests marked ``cuda`` (tests/test_cuda.py), with pytest's own count;
+2. short searches on a local Ray (mobile space, digits, the default sampler, same seed) at 1, 2
+   and 4 trials per GPU (``--gpus-per-trial 1, 0.5, 0.25``) and once more at 4 in bf16: trials per
+   hour (trials / the span from the first trial's start to the last one's end), GPU utilisation
+   sampled every 0.1 s during that span, peak GPU memory per trial, and for bf16 the accuracy
+   change on the genotypes both runs trained;
+3. MobileNetV2 at 224x224, batch 1: CUDA-event latency (5 repeats in one process) against the
+   CPU (all cores, 3 repeats).
+
+Without a GPU it says so and exits 1.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def gpu_sampler():
+    """A function that reads the GPUs' utilisation (%), averaged: NVML where it imports, else nvidia-smi."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
+        return lambda: statistics.fmean(pynvml.nvmlDeviceGetUtilizationRates(h).gpu for h in handles)
+    except Exception:  # no NVML binding here: the command line tool
+        def smi() -> float:
+            out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"],
+                                 capture_output=True, text=True, timeout=5).stdout.split()
+            return statistics.fmean(float(v) for v in out)
+        return smi
+
+
+class Utilisation:
+    """Samples GPU utilisation in a thread; ``between(t0, t1)`` averages the samples in a span."""
+
+    def __init__(self, every: float = 0.1) -> None:
+        self.read, self.every, self.samples = gpu_sampler(), every, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.samples.append((time.time(), self.read()))
+            except Exception:
+                pass
+            self._stop.wait(self.every)
+
+    def between(self, t0: float, t1: float) -> float | None:
+        inside = [u for t, u in self.samples if t0 <= t <= t1]
+        return statistics.fmean(inside) if inside else None
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def cuda_tests() -> str:
+    """pytest's summary line for the cuda tests."""
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "cuda", "-p", "no:cacheprovider",
+                          "tests/test_cuda.py"], cwd=ROOT, capture_output=True, text=True, timeout=240)
+    lines = [line for line in out.stdout.splitlines() if line.strip()]
+    if out.returncode != 0:
+        print(out.stdout[-4000:], out.stderr[-2000:], file=sys.stderr)
+    return lines[-1] if lines else f"pytest exited {out.returncode}: {out.stderr.strip()[-300:]}"
+
+
+def search(per_gpu: int, gpus: int, trials: int, epochs: int, precision: str, where: str,
+           util: Utilisation) -> dict:
+    import optuna
+
+    from hwnas.search.config import RunConfig
+    from hwnas.search.loop import run_search
+    from hwnas.search.study import load_study
+
+    config = RunConfig(space="mobile", dataset="digits", trials=trials, epochs=epochs, device="cuda",
+                       gpus_per_trial=1 / per_gpu, workers=per_gpu * gpus, precision=precision, dir=where,
+                       study=f"per_gpu_{per_gpu}_{precision}", seed=0)
+    wall = time.perf_counter()
+    run_search(config, track=False, progress=False)
+    wall = time.perf_counter() - wall
+    done = [t for t in load_study(where, config.study).trials if t.state == optuna.trial.TrialState.COMPLETE]
+    t0 = min(t.datetime_start for t in done).timestamp()
+    t1 = max(t.datetime_complete for t in done).timestamp()
+    memory = [t.user_attrs["gpu_memory_mb"] for t in done if "gpu_memory_mb" in t.user_attrs]
+    return {"per_gpu": per_gpu, "precision": precision, "trials": len(done), "span_s": t1 - t0, "wall_s": wall,
+            "per_hour": len(done) / (t1 - t0) * 3600, "util": util.between(t0, t1),
+            "memory_median": statistics.median(memory) if memory else None, "memory_max": max(memory, default=None),
+            "accuracy": {t.user_attrs["genotype"]: t.user_attrs["accuracy"] for t in done
+                         if "genotype" in t.user_attrs and "accuracy" in t.user_attrs},
+            "latency_ms": statistics.median(t.user_attrs["latency_ms"] for t in done)}
+
+
+def mobilenet_latency() -> tuple[list[float], list[float]]:
+    import torch
+
+    from hwnas.evaluators.latency import measure_latency
+    from hwnas.spaces import NAMED, build, parse
+
+    model = build(parse(NAMED["mobilenet_v2"]), (3, 224, 224), 1000).eval()
+    cuda = [measure_latency(model, (3, 224, 224), "cuda").median_ms for _ in range(5)]
+    cores = len(os.sched_getaffinity(0))
+    cpu = [measure_latency(model, (3, 224, 224), "cpu", threads=cores).median_ms for _ in range(3)]
+    torch.cuda.empty_cache()
+    return cuda, cpu
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=16, help="trials per search (default 16)")
+    parser.add_argument("--epochs", type=int, default=8, help="epochs per trial (default 8)")
+    parser.add_argument("--out", help="also write the table to this file")
+    args = parser.parse_args()
+    import torch
+
+    if not torch.cuda.is_available():
+        print("gpu_check: no CUDA device here: nothing to check (the cuda tests are reported as not run "
+              "by the test suite)", file=sys.stderr)
+        return 1
+    import logging
+
+    import ray
+
+    start = time.perf_counter()
+    gpus = torch.cuda.device_count()
+    lines = [f"# gpu_check: {torch.cuda.get_device_name(0)} x{gpus}, torch {torch.__version__}, "
+             f"ray {ray.__version__}, {len(os.sched_getaffinity(0))} CPU cores",
+             f"cuda tests: {cuda_tests()}"]
+    print(lines[-1], flush=True)
+    ray.init(address="local", num_gpus=gpus, include_dashboard=False, log_to_driver=False,
+             object_store_memory=512 * 2**20, logging_level=logging.ERROR)
+    util = Utilisation()
+    rows = []
+    with tempfile.TemporaryDirectory() as where:
+        for per_gpu, precision in ((1, "fp32"), (2, "fp32"), (4, "fp32"), (4, "bf16")):
+            try:  # one failing row must not cost the others (GPU time is scarce)
+                rows.append(search(per_gpu, gpus, args.trials, args.epochs, precision, where, util))
+            except Exception as e:
+                lines.append(f"search at {per_gpu}/GPU {precision} FAILED: {type(e).__name__}: {e}")
+                print(lines[-1], flush=True)
+                continue
+            r = rows[-1]
+            print(f"  {per_gpu}/GPU {precision}: {r['trials']} trials in {r['span_s']:.1f} s", flush=True)
+    util.stop()
+    ray.shutdown()
+    base = rows[0]["per_hour"] if rows and rows[0]["per_gpu"] == 1 else float("nan")
+    lines.append(f"\nsearch: mobile space, digits, {args.epochs} epochs, {args.trials} trials per row, "
+                 f"default sampler, seed 0")
+    lines.append("| trials/GPU | precision | trials | span s | trials/hour | vs 1/GPU | GPU util % "
+                 "| GPU MB/trial (median, max) | median latency ms |")
+    lines.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        util_text = "n/a" if r["util"] is None else f"{r['util']:.0f}"
+        memory = "n/a" if r["memory_median"] is None else f"{r['memory_median']:.0f}, {r['memory_max']:.0f}"
+        lines.append(f"| {r['per_gpu']} | {r['precision']} | {r['trials']} | {r['span_s']:.1f} | "
+                     f"{r['per_hour']:.0f} | {r['per_hour'] / base:.2f}x | {util_text} | {memory} | "
+                     f"{r['latency_ms']:.3f} |")
+    by = {(r["per_gpu"], r["precision"]): r["accuracy"] for r in rows}
+    fp32, bf16 = by.get((4, "fp32"), {}), by.get((4, "bf16"), {})
+    both = sorted(set(fp32) & set(bf16))
+    if both:
+        diffs = [bf16[g] - fp32[g] for g in both]
+        lines.append(f"bf16 vs fp32 accuracy on the {len(both)} genotypes both trained: median change "
+                     f"{statistics.median(diffs):+.4f}, largest {max(diffs, key=abs):+.4f}")
+    try:
+        cuda, cpu = mobilenet_latency()
+    except Exception as e:
+        cuda = cpu = []
+        lines.append(f"MobileNetV2 latency FAILED: {type(e).__name__}: {e}")
+    if cuda and cpu:
+        lines.extend(latency_table(cuda, cpu))
+    lines.append(f"gpu_check took {time.perf_counter() - start:.0f} s")
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    return 0
+
+
+def latency_table(cuda: list[float], cpu: list[float]) -> list[str]:
+    lines = []
+    lines.append("\nMobileNetV2 224x224, batch 1 (median of each repeat's median, ms; spread = max/min)")
+    lines.append("| device | repeats | median ms | spread |")
+    lines.append("| --- | --- | --- | --- |")
+    lines.append(f"| cuda (events) | {len(cuda)} | {statistics.median(cuda):.3f} | {max(cuda) / min(cuda):.3f} |")
+    lines.append(f"| cpu ({len(os.sched_getaffinity(0))} threads) | {len(cpu)} | {statistics.median(cpu):.3f} "
+                 f"| {max(cpu) / min(cpu):.3f} |")
+    lines.append(f"CPU / CUDA: {statistics.median(cpu) / statistics.median(cuda):.1f}x")
+    return lines
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""The GPU paths, on a real NVIDIA GPU: training with the data set on the device, bf16 autocast,
+CUDA-event latency, and a Ray search packing several trials on one GPU. Where there is no GPU
+these are reported as not run (tests/conftest.py); benchmarks/gpu_check.py runs them on one.
+No MLflow here: a GPU machine may have only the search's own dependencies."""
+import statistics
+
+import pytest
+import torch
+
+from hwnas.evaluators import Recipe, TrialSpec, evaluate
+from hwnas.evaluators.latency import measure_latency
+from hwnas.evaluators.training import train
+from hwnas.evaluators.trial import device_data, trial_data
+from hwnas.spaces import build, parse
+
+pytestmark = pytest.mark.cuda
+
+NET = "stem_c16_k3_s1_relu, ir_r2_k3_s2_e4_c24_relu, ir_r2_k5_s2_e4_c32_relu, conv_r1_k3_s1_c64_relu, head_relu"
+
+
+def spec(**recipe) -> TrialSpec:
+    return TrialSpec(0, NET, "digits", Recipe(**{"epochs": 10, **recipe}), device="cuda")
+
+
+def test_training_copies_the_data_set_to_the_gpu_once():
+    s = spec(epochs=3)
+    (x, y), (vx, vy) = device_data(s)
+    assert x.is_cuda and y.is_cuda and vx.is_cuda and vy.is_cuda
+    assert device_data(s)[0][0].data_ptr() == x.data_ptr()  # kept, not copied again
+    data = trial_data(s.dataset, s.data_dir, s.recipe)
+    model = build(parse(NET), data.input_shape, data.num_classes)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        train(model, (x, y), s.recipe, "cuda")
+        torch.cuda.synchronize()
+    copies = sum(e.count for e in prof.key_averages() if "HtoD" in e.key)
+    steps = s.recipe.epochs * -(-len(x) // s.recipe.batch_size)
+    # the model's move and one shuffle order per epoch cross from the host; no batch does
+    assert copies < steps / 2, f"{copies} host-to-device copies in {steps} steps"
+
+
+def test_a_trial_trains_on_the_gpu_and_records_its_memory_and_precision():
+    m = evaluate(spec()).metrics
+    assert m.accuracy > 0.8, m
+    assert m.train_precision == "fp32" and m.gpu_memory_mb > 0 and m.latency_runtime == "torch"
+
+
+def test_bf16_autocast_reaches_fp32_accuracy():
+    fp32, bf16 = evaluate(spec()).metrics, evaluate(spec(precision="bf16")).metrics
+    assert bf16.train_precision == "bf16"
+    assert abs(bf16.accuracy - fp32.accuracy) < 0.05, (fp32.accuracy, bf16.accuracy)
+
+
+def test_cuda_latency_is_steady_over_repeats():
+    data = trial_data("digits", "", Recipe())
+    model = build(parse(NET), data.input_shape, data.num_classes)
+    runs = [measure_latency(model, data.input_shape, "cuda").median_ms for _ in range(5)]
+    assert max(runs) / min(runs) < 1.10, runs
+    assert statistics.median(runs) < 5.0, runs
+
+
+def test_a_ray_search_packs_four_trials_on_one_gpu(tmp_path):
+    import optuna
+
+    from hwnas.search.config import RunConfig
+    from hwnas.search.loop import run_search
+    from hwnas.search.study import load_study
+
+    config = RunConfig(space="mobile", dataset="digits", trials=4, epochs=2, device="cuda", gpus_per_trial=0.25,
+                       dir=str(tmp_path), study="packed", sampler="random")
+    run_search(config, track=False, progress=False)
+    trials = load_study(str(tmp_path), "packed").trials
+    done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(done) == 4, [(t.state, t.user_attrs.get("fail_reason")) for t in trials]
+    assert all(t.user_attrs["gpu_memory_mb"] > 0 and t.user_attrs["train_precision"] == "fp32" for t in done)
