@@ -7,6 +7,7 @@ import statistics
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -19,6 +20,9 @@ class Latency:
     threads: int
     device: str
     realtime: bool  # timed at real-time priority (see ``timing``)
+
+
+SHORT: dict[str, Any] = dict(warmup=2, min_runs=5, min_seconds=0.0, warmup_seconds=0.0)  # a screening's few runs
 
 
 def measure_latency(model: nn.Module, input_shape: tuple[int, int, int], device: str = "cpu",

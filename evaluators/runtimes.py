@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .latency import time_runs, timing
+from .latency import SHORT, time_runs, timing
 from .metrics import ALL_EXTRAS, Extras, Metrics
 
 RUNTIMES = ("torch", "onnxruntime", "onnxruntime-int8", "executorch")
@@ -246,9 +246,9 @@ def runtime_costs(model: nn.Module, input_shape: tuple[int, int, int], shipped: 
     forward = shipped.forward(model, threads)
     one = np.random.default_rng(0).standard_normal((1, *input_shape)).astype(np.float32)
     many = np.repeat(one, throughput_batch, axis=0)
-    runs = dict(warmup=2, min_runs=5, min_seconds=0.0, warmup_seconds=0.0) if short else {}
+    runs = SHORT if short else {}
     with timing(threads) as realtime:
-        times = time_runs(lambda: forward(one), **runs)  # type: ignore[arg-type]
+        times = time_runs(lambda: forward(one), **runs)
         batch = time_runs(lambda: forward(many), warmup=1, min_runs=3 if short else 5, min_seconds=0.0,
                           warmup_seconds=0.0) if extras.throughput else None
         used = torch.get_num_threads()

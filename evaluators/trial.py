@@ -17,7 +17,7 @@ from .budgets import Budget, over_budget
 from .cost import count_macs, count_params
 from .data import Dataset, crop_flip, load_dataset, prepare
 from .early_exit import exit_metrics
-from .latency import measure_latency, time_runs
+from .latency import SHORT, measure_latency, time_runs
 from .memory import peak_memory_mb
 from .metrics import ALL_EXTRAS, REGISTRY, Extras, Metrics
 from .runtimes import (
@@ -105,7 +105,7 @@ def cheap_metrics(model: torch.nn.Module, input_shape: tuple[int, int, int], dev
     counted = Metrics(params=count_params(model), macs=count_macs(model, input_shape), peak_memory_mb=memory)
     if runtime == DEFAULT_RUNTIME and device != "cpu":  # a GPU: CUDA-event latency, as before
         with quiet.measuring():
-            lat = measure_latency(model, input_shape, device, threads=threads)
+            lat = measure_latency(model, input_shape, device, threads=threads, **(SHORT if short else {}))
             rate = _cuda_throughput(model, input_shape, device, throughput_batch) if extras.throughput else None
         return counted.merged(Metrics(latency_ms=lat.median_ms, latency_threads=lat.threads, latency_runs=lat.runs,
                                       latency_realtime=lat.realtime, latency_runtime=runtime, throughput=rate,
