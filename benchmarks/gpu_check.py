@@ -1,13 +1,15 @@
 """The GPU paths proven on a machine with an NVIDIA GPU, in one command (under 5 minutes on one GPU):
 
-    python benchmarks/gpu_check.py [--trials 12] [--epochs 8] [--out FILE]
+    python benchmarks/gpu_check.py [--trials 12] [--epochs 8] [--random] [--out FILE]
 
 1. the tests marked ``cuda`` (tests/test_cuda.py), with pytest's own count;
 2. short searches on a local Ray (mobile space, digits, the default sampler, same seed) at 1, 2
    and 4 trials per GPU (``--gpus-per-trial 1, 0.5, 0.25``) and once more at 4 in bf16: trials per
    hour (trials / the span from the first trial's start to the last one's end), GPU utilisation
-   sampled every 0.1 s during that span, peak GPU memory per trial, and for bf16 the accuracy
-   change on the genotypes both runs trained;
+   sampled every 0.1 s during that span, peak GPU memory per trial, the median trial's time in
+   flight and in training, and for bf16 the accuracy change on the genotypes both runs trained.
+   ``--random`` adds 1 and 4 per GPU with the random sampler, which screens nothing between
+   trials: the difference is the search process's share (about 100 s more);
 3. MobileNetV2 at 224x224, batch 1: CUDA-event latency (5 repeats in one process) against the
    CPU (all cores, 3 repeats).
 
@@ -127,6 +129,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=12, help="trials per search (default 12)")
     parser.add_argument("--epochs", type=int, default=8, help="epochs per trial (default 8)")
+    parser.add_argument("--random", action="store_true", help="also 1 and 4 per GPU with the random sampler")
     parser.add_argument("--out", help="also write the table to this file")
     args = parser.parse_args()
     import torch
@@ -152,8 +155,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as where:
         # the default sampler screens candidates on the GPU between trials; random does not (the
         # difference is the driver's share of the time)
-        for per_gpu, precision, sampler in ((1, "fp32", "hybrid"), (2, "fp32", "hybrid"), (4, "fp32", "hybrid"),
-                                            (4, "bf16", "hybrid"), (1, "fp32", "random"), (4, "fp32", "random")):
+        plan = [(1, "fp32", "hybrid"), (2, "fp32", "hybrid"), (4, "fp32", "hybrid"), (4, "bf16", "hybrid")]
+        plan += [(1, "fp32", "random"), (4, "fp32", "random")] if args.random else []
+        for per_gpu, precision, sampler in plan:
             try:  # one failing row must not cost the others (GPU time is scarce)
                 rows.append(search(per_gpu, gpus, args.trials, args.epochs, precision, sampler, where, util))
             except Exception as e:

@@ -1,5 +1,6 @@
 """The run configuration: flags and YAML keys from one dataclass, precedence, saved with the study."""
 import dataclasses
+import re
 
 import optuna
 import pytest
@@ -69,6 +70,19 @@ def test_bad_flag_values():
         config("--dataset", "imagenet")
     with pytest.raises(UsageError, match="unknown --device 'tpu'"):
         config("--device", "tpu")
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--device", "cuda", "--gpus-per-trial", "1.5"], "--gpus-per-trial above 1 must be a whole number, got 1.5"),
+    (["--gpus-per-trial", "0.25"], "--gpus-per-trial 0.25 gives trials a GPU, but they train on --device cpu"),
+    (["--device", "cuda", "--gpus-per-trial", "0"], "--gpus-per-trial 0 leaves trials no GPU"),
+    (["--precision", "bf16"], "--precision bf16 trains under CUDA autocast; use it with --device cuda"),
+    (["--device", "cuda", "--precision", "fp16"], "unknown --precision 'fp16'; use fp32 or bf16"),
+])
+def test_gpu_options_that_cannot_work_are_refused(args, fragment):
+    with pytest.raises(UsageError, match=re.escape(fragment)):
+        config(*args)
+    assert config("--device", "cuda", "--gpus-per-trial", "0.25", "--precision", "bf16").recipe().precision == "bf16"
 
 
 @pytest.mark.slow
