@@ -21,6 +21,7 @@ REJECTED = "rejected"  # why a candidate was not trained: the budgets it breaks 
 # study attributes
 IDENTITY = "identity"  # what must stay the same for trials to belong to the study
 CONFIG = "config"  # the configuration it was last run with
+SPACE = "space"  # a cell space's file as the study began (canonical YAML): a changed file is refused
 MLFLOW_UID = "mlflow_uid"  # tells apart studies that share a name in one MLflow store
 
 

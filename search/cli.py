@@ -187,8 +187,18 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def cmd_spaces(args: argparse.Namespace) -> int:
     from hwnas.evaluators.evaluation import dataset_names
-    from hwnas.spaces import NAMED, SPACES, get_space
+    from hwnas.spaces import NAMED, SPACES, SpaceFileError, get_space
 
+    if args.show:
+        try:
+            space = get_space(args.show)
+        except (KeyError, SpaceFileError) as e:
+            raise UsageError(str(e).strip('"')) from None
+        text = getattr(space, "text", None)
+        if text is None:
+            raise UsageError(f"space {args.show} is a table ({space.description}); only cell spaces are files")
+        sys.stdout.write(text)
+        return 0
     for name in SPACES:
         space = get_space(name)
         print(f"space {name}: {space.description}")
@@ -198,6 +208,8 @@ def cmd_spaces(args: argparse.Namespace) -> int:
         with_exits = space.with_exits().choices().keys() - space.choices().keys() if space.supports_exits else ()
         if with_exits:
             print(f"  with --exits: {', '.join(sorted(with_exits))} (0 = no exit there)")
+    print("\nyour own space: search run --space FILE.yaml (start from `search spaces --show mobile`; "
+          "docs/spaces.md)")
     print("\nnamed genotypes (search inspect NAME):")
     for name, g in NAMED.items():
         print(f"  {name}: {g}")
@@ -266,6 +278,8 @@ def parser() -> argparse.ArgumentParser:
     i.set_defaults(func=cmd_inspect)
 
     s = sub.add_parser("spaces", help="list the search spaces, their choices and the named genotypes")
+    s.add_argument("--show", metavar="NAME", help="print a space as a space file (a built-in cell space, or a "
+                                                  "file, canonical), to start your own from")
     s.set_defaults(func=cmd_spaces)
     return p
 

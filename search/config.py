@@ -98,7 +98,8 @@ def budgets_from(values: dict[str, Any], where: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class RunConfig:
-    space: str = option("mobile", "search space (see `search spaces`)", identity=True)
+    space: str = option("mobile", "search space: a built-in (`search spaces`) or a space file NAME.yaml "
+                                  "(docs/spaces.md)", identity=True)
     dataset: str = option("", "default: the space's first. mobile: digits, fashion-mnist, cifar10 or folder:PATH "
                               "(one sub-folder of images per class); nb201: cifar10, cifar100 or imagenet "
                               "(ImageNet16-120), rows of the NAS-Bench-201 table", metavar="NAME", identity=True)
@@ -156,10 +157,12 @@ class RunConfig:
     def __post_init__(self) -> None:
         from hwnas.evaluators.latency import device_problem
         from hwnas.evaluators.training import precision_problem
-        from hwnas.spaces import SPACES, get_space
+        from hwnas.spaces import SPACES, SpaceFileError, get_space, is_space_file
 
-        if not self.study:
-            object.__setattr__(self, "study", self.space)  # resolved, so the saved config is explicit
+        if is_space_file(self.space):  # absolute: the same file from any working directory is the same study
+            object.__setattr__(self, "space", str(Path(self.space).expanduser().absolute()))
+        if not self.study:  # resolved, so the saved config is explicit; a file's study is named after it
+            object.__setattr__(self, "study", Path(self.space).stem if is_space_file(self.space) else self.space)
         if self.latency_table:  # absolute: the same file from any working directory is the same study
             object.__setattr__(self, "latency_table", str(Path(self.latency_table).expanduser().absolute()))
         object.__setattr__(self, "objectives", tuple(self.objectives))
@@ -189,8 +192,9 @@ class RunConfig:
             raise UsageError(f"--seed must be an integer from 0 to {SEED_LIMIT - 1}, got {_cut(self.seed)}")
         if 0 < self.resolution < 4:
             raise UsageError(f"--resolution must be 0 (as stored) or at least 4, got {self.resolution}")
-        if self.space not in SPACES:
-            raise UsageError(f"unknown space {self.space!r}; available: {', '.join(SPACES)}")
+        if self.space not in SPACES and not is_space_file(self.space):
+            raise UsageError(f"unknown space {self.space!r}; available: {', '.join(SPACES)}, or a space file "
+                             f"NAME.yaml")
         if self.sampler not in SAMPLERS:
             raise UsageError(f"unknown sampler {self.sampler!r}; choose from {', '.join(SAMPLERS)}")
         from hwnas.evaluators.runtimes import runtime_problem
@@ -204,7 +208,11 @@ class RunConfig:
             raise UsageError(f"--throughput-batch must be from 1 to 4096, got {self.throughput_batch}")
         if not 0.0 <= self.exit_tolerance < 1.0:
             raise UsageError(f"--exit-tolerance must be in [0, 1) (a fraction of accuracy), got {self.exit_tolerance}")
-        self._resolve_for_space(get_space(self.space))
+        try:
+            space = get_space(self.space)
+        except SpaceFileError as e:
+            raise UsageError(str(e)) from None
+        self._resolve_for_space(space)
         check_study_name(self.study)
         problem = device_problem(self.device) or precision_problem(self.precision, self.device)
         if problem:

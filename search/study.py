@@ -8,9 +8,13 @@ import time
 from pathlib import Path
 
 import optuna
+import yaml
 from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock, JournalStorage
 
 from hwnas.evaluators.metrics import BUDGETS, OBJECTIVES
+from hwnas.spaces import get_space, is_space_file
+from hwnas.spaces.registry import remember
+from hwnas.spaces.spacefile import differences
 
 from . import attrs
 from .config import CONFIG_FILE, SEED_LIMIT, RunConfig, budgets_from, check_study_name, save_config
@@ -124,6 +128,7 @@ def open_study(config: RunConfig, screen: Screen | None = None) -> optuna.Study:
         raise UsageError(f"cannot keep study {config.study!r} in --dir {config.dir}: {e.strerror or e} "
                          f"({path.parent})") from None
     storage = _storage(path)
+    space_text = getattr(get_space(config.space), "text", "")  # a cell space's file; a table space has none
     names = {s.study_name for s in storage.get_all_studies()}  # reading first: a failed create still writes
     if config.study not in names:
         try:
@@ -131,6 +136,8 @@ def open_study(config: RunConfig, screen: Screen | None = None) -> optuna.Study:
                                         directions=[OBJECTIVES[o] for o in config.objectives])
             study.set_metric_names(list(config.objectives))
             study.set_user_attr(attrs.IDENTITY, config.identity())
+            if space_text:
+                study.set_user_attr(attrs.SPACE, space_text)
         except optuna.exceptions.DuplicatedStudyError:  # a second `search run` made it just now
             names.add(config.study)
     if config.study in names:
@@ -143,6 +150,12 @@ def open_study(config: RunConfig, screen: Screen | None = None) -> optuna.Study:
                              for k, v in config.identity().items() if stored.get(k, defaults[k]) != v)
             raise UsageError(f"study {config.study!r} in {path.parent} was run with {diff}; "
                              f"pass the same options or choose a new --study")
+        stored_text = study.user_attrs.get(attrs.SPACE)
+        if stored_text and space_text and stored_text != space_text:
+            changed = differences(yaml.safe_load(stored_text), yaml.safe_load(space_text))
+            raise UsageError(f"study {config.study!r} in {path.parent} began with another space {config.space}: "
+                             f"{'; '.join(changed[:5]) or 'its text'}{' ...' if len(changed) > 5 else ''}; restore "
+                             f"the space or choose a new --study")
     study.set_user_attr(attrs.CONFIG, config.as_dict())
     save_config(config, path.parent / CONFIG_FILE)
     # A continued study reseeds from its size, so a seeded sampler does not replay its first asks.
@@ -167,6 +180,9 @@ def study_config(study: optuna.Study) -> RunConfig:
     stored = study.user_attrs.get(attrs.CONFIG)
     if stored is None:
         raise UsageError(f"study {study.study_name!r} holds no run configuration; was it made by `search run`?")
+    space_text = study.user_attrs.get(attrs.SPACE)
+    if space_text and is_space_file(stored.get("space", "")):
+        remember(stored["space"], space_text)  # read where the file is gone
     known = {f.name for f in dataclasses.fields(RunConfig)} - {"objectives"} | set(BUDGETS)  # others': ignored
     values = budgets_from({k: v for k, v in stored.items() if k in known}, f"study {study.study_name!r}")
     return RunConfig(**values, objectives=tuple(stored["objectives"]))

@@ -102,6 +102,9 @@ class NB201Space:
     def canonical(self, cell: Cell) -> Cell:
         return canonical(cell)
 
+    def input_problem(self, input_shape: tuple[int, int, int]) -> str | None:
+        return None  # a table answers; nothing is built
+
     def features(self, params: dict) -> list[float]:
         """What a surrogate model reads: the canonical cell's operations one-hot, and how many of
         each operation it holds (size and depth of the network follow from those counts)."""

@@ -54,3 +54,6 @@ class Space(Protocol):
 
     def with_exits(self) -> Space:
         """This space with early-exit heads among its choices (only when ``supports_exits``)."""
+
+    def input_problem(self, input_shape: tuple[int, int, int]) -> str | None:
+        """Why this space's networks cannot take inputs of ``input_shape``, or None."""

@@ -91,6 +91,9 @@ def run_search(config: RunConfig, executor: Executor | None = None, progress: bo
                                     config.runtime, config.throughput_batch, Extras.read_by(read), config.latency_table)
     except DataError as e:
         raise UsageError(str(e)) from None
+    problem = space.input_problem(evaluation.input_shape) if evaluation.input_shape else None
+    if problem:
+        raise UsageError(problem)
     if config.budgets:  # before the study is touched: a budget nothing meets changes nothing
         check_feasible(space, evaluation, config.budgets, config.seed)
     executor = executor or make_executor(evaluation, config.workers, config.ray_address, config.cpus_per_trial,

@@ -245,6 +245,9 @@ class Tracker:
         c.log_batch(self._parent, params=[Param(k, str(v)) for k, v in self._identity().items()], tags=[
             RunTag(k, str(v)) for k, v in {"sampler": cfg.sampler, "trials": cfg.trials, "seed": cfg.seed,
                                            "journal": str(journal_path(cfg.dir, name).resolve())}.items()])
+        space_text = study.user_attrs.get(attrs.SPACE)
+        if space_text:  # the space the study searched, as a file a user can run again
+            c.log_text(self._parent, space_text, "space.yaml")
 
     def _identity(self) -> dict:
         return {k: ",".join(v) if isinstance(v, list) else v for k, v in self.config.identity().items()}

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from hwnas.spaces import build, get_space
-from hwnas.spaces.mobile import stage_strides
+from hwnas.spaces.cells import stage_strides
 
 
 @pytest.mark.parametrize("shape,final", [((1, 8, 8), 2), ((1, 28, 28), 4), ((3, 32, 32), 4), ((3, 224, 224), 7)])
