@@ -29,7 +29,8 @@ def test_run_front_and_continue(cli, tmp_path):
         assert row["genotype"] == t.user_attrs["genotype"]
 
     # The same command with more trials continues the study up to that many COMPLETE trials.
-    r = cli("run", "--trials", "8", "--epochs", "1", "--study", "s", "--dir", str(tmp_path), "--sampler", "random")
+    r = cli("run", "--trials", "8", "--epochs", "1", "--study", "s", "--dir", str(tmp_path), "--sampler", "random",
+            "--workers", "1")  # in this process: the first run went through Ray
     assert r.returncode == 0, r.stderr
     study = load_study(str(tmp_path), "s")
     assert len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 8
@@ -39,9 +40,9 @@ def test_run_front_and_continue(cli, tmp_path):
 
 @pytest.mark.slow
 def test_continuing_with_other_objectives_is_refused(cli, tmp_path):
-    assert cli("run", "--trials", "1", "--epochs", "1", "--study", "s", "--dir", str(tmp_path)).returncode == 0
+    assert cli("run", "--trials", "1", "--epochs", "1", "--workers", "1", "--study", "s", "--dir", str(tmp_path)).returncode == 0
     before = journal_path(str(tmp_path), "s").read_bytes()
-    r = cli("run", "--trials", "2", "--epochs", "1", "--study", "s", "--dir", str(tmp_path), "--objectives", "accuracy,params")
+    r = cli("run", "--trials", "2", "--epochs", "1", "--workers", "1", "--study", "s", "--dir", str(tmp_path), "--objectives", "accuracy,params")
     assert r.returncode == 2 and "objectives" in r.stderr and "Traceback" not in r.stderr
     assert journal_path(str(tmp_path), "s").read_bytes() == before
 

@@ -24,20 +24,18 @@ def test_the_docs_example_space_searches_and_exports(cli, tmp_path):
     r = cli("run", "--space", str(space), "--trials", "5", "--epochs", "2", "--workers", "1", "--dir", runs)
     assert r.returncode == 0, r.stderr
     assert "done: 5 complete trials" in r.stderr
-    r = cli("export", "--study", "small_digits", "--dir", runs, "--out", str(tmp_path / "out"), "--no-report")
-    assert r.returncode == 0, r.stderr
-    meta = json.loads((tmp_path / "out" / "metadata.json").read_text())
-    assert meta["genotype"].startswith("stem_c") and (tmp_path / "out" / "model.onnx").is_file()
+    front = json.loads(cli("front", "--study", "small_digits", "--dir", runs, "--format", "json").stdout)
     # the study remembers the space: a changed file is refused, naming the change, and nothing is run
     space.write_text(example_file().replace("widths: [32, 48]", "widths: [32, 64]"))
     r = cli("run", "--space", str(space), "--trials", "6", "--epochs", "2", "--workers", "1", "--dir", runs)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "began with another space" in r.stderr and "stages[2].widths [32, 48] -> [32, 64]" in r.stderr
-    # moved away, the study's own copy still reads (export needs the space's kind)
+    # a member exports, also with the file moved away: the study's own copy of the space is read
     space.unlink()
-    r = cli("export", "--study", "small_digits", "--dir", runs, "--out", str(tmp_path / "again"), "--no-report")
+    r = cli("export", "--study", "small_digits", "--dir", runs, "--out", str(tmp_path / "out"), "--no-report")
     assert r.returncode == 0, r.stderr
-    assert json.loads((tmp_path / "again" / "metadata.json").read_text())["genotype"] == meta["genotype"]
+    meta = json.loads((tmp_path / "out" / "metadata.json").read_text())
+    assert meta["genotype"] in {row["genotype"] for row in front} and (tmp_path / "out" / "model.onnx").is_file()
 
 
 @pytest.mark.parametrize("text,fragment", [

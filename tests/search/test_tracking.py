@@ -153,7 +153,8 @@ def ui_server(tmp_path):
 def searched(cli, tmp_path_factory):
     """A short search, logged live to the session's MLflow store; returns its --dir."""
     directory = tmp_path_factory.mktemp("runs")
-    r = cli("run", "--trials", "4", "--epochs", "1", "--study", "ui-check", "--dir", str(directory), "--sampler", "random")
+    r = cli("run", "--trials", "4", "--epochs", "1", "--workers", "1", "--study", "ui-check", "--dir", str(directory),
+            "--sampler", "random")
     assert r.returncode == 0, r.stderr
     assert "warning" not in r.stderr
     return directory
@@ -196,7 +197,9 @@ def test_every_trial_is_in_the_mlflow_ui(cli, searched, ui_server):
     assert all(tags(r)["pareto"] in ("true", "false") for r in children)
 
     files = {f["path"] for f in _json(f"{url}/api/2.0/mlflow/artifacts/list?run_id={parent}")["files"]}
-    assert files == {"config.json", "front.csv", "pareto.png"}
+    assert files == {"config.json", "front.csv", "pareto.png", "space.yaml"}
+    with urllib.request.urlopen(f"{url}/get-artifact?path=space.yaml&run_uuid={parent}", timeout=30) as r:
+        assert r.read().decode() == cli("spaces", "--show", "mobile").stdout  # the space searched, as a file
     with urllib.request.urlopen(f"{url}/get-artifact?path=front.csv&run_uuid={parent}", timeout=30) as r:
         served = r.read().decode()
     assert served.strip() == cli("front", "--study", "ui-check", "--dir", str(searched), "--format", "csv").stdout.strip()
@@ -213,8 +216,8 @@ def test_dead_server_then_sync_twice(cli, searched, mlflow_store):
 
     before = len(_finished(searched))
     dead = {"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}"}  # nothing listens there
-    r = cli("run", "--trials", str(before + 1), "--epochs", "1", "--study", "ui-check", "--dir", str(searched),
-            "--sampler", "random", env=dead)
+    r = cli("run", "--trials", str(before + 1), "--epochs", "1", "--workers", "1", "--study", "ui-check",
+            "--dir", str(searched), "--sampler", "random", env=dead)
     assert r.returncode == 0, r.stderr
     assert f"[{before + 1}/{before + 1}]" in r.stderr and "Traceback" not in r.stderr
     warnings = [line for line in r.stderr.splitlines() if "warning" in line]
