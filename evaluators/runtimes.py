@@ -26,6 +26,7 @@ from torch import nn
 
 from .latency import SHORT, time_runs, timing
 from .metrics import ALL_EXTRAS, Extras, Metrics
+from .reference import anchor_ms, paired_runs, reference_forward
 
 RUNTIMES = ("torch", "onnxruntime", "onnxruntime-int8", "executorch")
 DEFAULT_RUNTIME = "torch"
@@ -191,9 +192,11 @@ def executorch_method(program: bytes, threads: int) -> Callable[[np.ndarray], np
         # ExecuTorch's one knob for XNNPACK's pool (declared in its pybindings stub; "unsafe" only
         # while a method runs, and none does here)
         _unsafe_reset_threadpool(threads or len(os.sched_getaffinity(0)))
-        method = Runtime.get().load_program(program).load_method("forward")
+        loaded = Runtime.get().load_program(program)
+        method = loaded.load_method("forward")
 
     def run(images: np.ndarray) -> np.ndarray:
+        assert loaded is not None and program  # the method runs out of both: they live as long as it does
         return np.concatenate([method.execute([torch.from_numpy(images[i:i + 1])])[0].numpy()
                                for i in range(len(images))])
 
@@ -237,22 +240,33 @@ def ship(model: nn.Module, input_shape: tuple[int, int, int], runtime: str,
     return Shipped(runtime, int8_file(fp32, calibration[:CALIBRATION_IMAGES]))
 
 
+# A paired timing's length: over 0.2 s (about 100 rounds of a 1.5 ms network and the reference)
+# one process's figure sits within about +-1 % of another's, against +-3 % over 0.05 s
+# (benchmarks/latency_drift.py); a trial holds its quiet phase that long.
+PAIRED_SECONDS = 0.2
+
+
 def runtime_costs(model: nn.Module, input_shape: tuple[int, int, int], shipped: Shipped, threads: int,
                   throughput_batch: int = THROUGHPUT_BATCH, short: bool = False,
                   extras: Extras = ALL_EXTRAS) -> Metrics:
     """Latency (batch 1), throughput (batch ``throughput_batch``) and file size of ``shipped`` on
     this machine's CPU, timed in the conditions of ``latency.timing``. ``short``: a screening's
-    few runs; ``extras``: which of throughput and file size to take."""
+    few runs; ``extras``: which of throughput and file size to take. Latency is drift-proof: timed
+    interleaved with the reference network and anchored (``evaluators.reference``)."""
     forward = shipped.forward(model, threads)
+    reference = reference_forward(shipped.runtime, input_shape, threads)
     one = np.random.default_rng(0).standard_normal((1, *input_shape)).astype(np.float32)
     many = np.repeat(one, throughput_batch, axis=0)
-    runs = SHORT if short else {}
+    runs = SHORT if short else {"min_seconds": PAIRED_SECONDS}
     with timing(threads) as realtime:
-        times = time_runs(lambda: forward(one), **runs)
+        anchor = anchor_ms(shipped.runtime, input_shape, threads)  # calibrated here on a node's first timing
+        paired = paired_runs(lambda: forward(one), reference, **runs)
         batch = time_runs(lambda: forward(many), warmup=1, min_runs=3 if short else 5, min_seconds=0.0,
                           warmup_seconds=0.0) if extras.throughput else None
         used = torch.get_num_threads()
-    return Metrics(latency_ms=statistics.median(times), latency_runs=len(times), latency_threads=used,
+    return Metrics(latency_ms=paired.ratio * anchor, latency_raw_ms=paired.raw_ms,
+                   latency_reference_ms=paired.reference_ms, latency_anchor_ms=anchor,
+                   latency_runs=paired.runs, latency_threads=used,
                    latency_realtime=realtime, latency_runtime=shipped.runtime,
                    throughput=throughput_batch / (statistics.median(batch) / 1e3) if batch else None,
                    model_kb=len(shipped.file) / 1024 if extras.model_size else None)

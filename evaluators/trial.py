@@ -20,6 +20,7 @@ from .early_exit import exit_metrics
 from .latency import SHORT, measure_latency, time_runs
 from .memory import peak_memory_mb
 from .metrics import ALL_EXTRAS, REGISTRY, Extras, Metrics
+from .reference import reference_forward
 from .runtimes import (
     CALIBRATION_IMAGES,
     DEFAULT_RUNTIME,
@@ -113,6 +114,7 @@ def cheap_metrics(model: torch.nn.Module, input_shape: tuple[int, int, int], dev
     # torch runs the module itself: its file (weights.pt) is made only to be weighed
     weighed = extras.model_size or runtime != DEFAULT_RUNTIME
     shipped = ship(model, input_shape, runtime, calibration) if weighed else Shipped(runtime, b"")
+    reference_forward(runtime, input_shape, threads)  # built (once a process) before the quiet phase
     with quiet.measuring():
         costs = runtime_costs(model, input_shape, shipped, threads, throughput_batch, short, extras)
     model.to(device)

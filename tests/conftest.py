@@ -20,6 +20,19 @@ def cli():
 
 
 @pytest.fixture(scope="session", autouse=True)
+def latency_anchors(tmp_path_factory):
+    """The reference network's anchors (evaluators.reference) in a throwaway folder: calibrated
+    once for the session, shared by its processes, never the user's ~/.cache."""
+    before = os.environ.get("HWNAS_CACHE")
+    os.environ["HWNAS_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield os.environ["HWNAS_CACHE"]
+    if before is None:
+        os.environ.pop("HWNAS_CACHE", None)
+    else:
+        os.environ["HWNAS_CACHE"] = before
+
+
+@pytest.fixture(scope="session", autouse=True)
 def mlflow_store(tmp_path_factory):
     """Every test logs to one throwaway MLflow store (never the repository's mlflow/); one store
     for the session, because creating its database takes seconds. Returns its tracking URI."""
