@@ -113,8 +113,8 @@ class Metrics:
     test_accuracy_fp32: float | None = _metric(None, False, "", "fraction", "test accuracy of the float model")
     latency_runtime: str | None = _metric(None, True, "", "plain", "the runtime latency_ms was timed in")
     latency_raw_ms: float | None = _metric(None, True, "ms", "ms", "median batch-1 latency as timed, before the drift "
-                                                                   "correction (latency_ms = ratio to the reference x "
-                                                                   "the reference's anchor)")
+                                                                   "correction (latency_ms: the ratio to the reference "
+                                                                   "x the reference's anchor)")
     latency_reference_ms: float | None = _metric(None, True, "ms", "ms", "the reference network's median, timed "
                                                                          "interleaved with this one")
     latency_anchor_ms: float | None = _metric(None, True, "ms", "ms", "the reference network's steady latency on the "

@@ -6,7 +6,7 @@ fixed reference network slows down with it. So every latency is timed interleave
 reference, run for run, in the same quiet phase and the same runtime and thread count, and
 reported as
 
-    latency_ms = (median of the per-round ratios candidate / reference) x the reference's anchor
+    latency_ms = (candidate / reference, their 10th percentiles over the rounds) x the reference's anchor
 
 where the anchor is the reference's latency on this node at its steady speed: measured once
 per node, runtime, input shape and thread count (the lower quartile of ten 0.1 s blocks, so a
@@ -18,6 +18,7 @@ phase (``latency_reference_ms``) are recorded beside it.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import socket
@@ -42,15 +43,20 @@ Forward = Callable[[], object]
 class Paired:
     raw_ms: float  # the candidate's median
     reference_ms: float  # the reference's median, in the same rounds
-    ratio: float  # median of the per-round ratios
+    ratio: float  # the candidate's 10th percentile over the reference's
     runs: int  # rounds timed
 
 
 def paired_runs(forward: Forward, reference: Forward, warmup: int = 10, warmup_seconds: float = 0.05,
-                min_runs: int = 30, min_seconds: float = 0.05) -> Paired:
+                min_runs: int = 30, min_seconds: float = 0.05, rounds: int = 0, max_seconds: float = 0.3) -> Paired:
     """Times ``forward`` and ``reference`` alternately, one run each a round, after warming both
-    up; each round's ratio is taken within milliseconds, so a change of the host's speed between
-    rounds cancels out."""
+    up, so both see the same states of the host. The ratio is of their 10th percentiles, the runs
+    the host disturbed least: in a slow spell (the reference's median 1.3-2x its usual) the
+    median of per-round ratios fell 3-5 % (the small reference slows down more than most
+    candidates), the ratio of 10th percentiles did not (correlation with the host's speed -0.69
+    against +0.18 over 147 blocks of 100 rounds). At least ``min_runs`` rounds and
+    ``min_seconds``; then on up to ``rounds`` rounds while under ``max_seconds`` (a large network
+    holds the quiet phase no longer than that)."""
     start, runs = time.perf_counter(), 0
     while runs < warmup or time.perf_counter() - start < warmup_seconds:
         forward()
@@ -59,7 +65,8 @@ def paired_runs(forward: Forward, reference: Forward, warmup: int = 10, warmup_s
     mine: list[float] = []
     theirs: list[float] = []
     start = time.perf_counter()
-    while len(mine) < min_runs or time.perf_counter() - start < min_seconds:
+    while (len(mine) < min_runs or time.perf_counter() - start < min_seconds
+           or (len(mine) < rounds and time.perf_counter() - start < max_seconds)):
         t0 = time.perf_counter()
         forward()
         t1 = time.perf_counter()
@@ -68,7 +75,7 @@ def paired_runs(forward: Forward, reference: Forward, warmup: int = 10, warmup_s
         mine.append((t1 - t0) * 1e3)
         theirs.append((t2 - t1) * 1e3)
     return Paired(statistics.median(mine), statistics.median(theirs),
-                  statistics.median(a / b for a, b in zip(mine, theirs)), len(mine))
+                  float(np.percentile(mine, 10) / np.percentile(theirs, 10)), len(mine))
 
 
 @functools.lru_cache(maxsize=8)
@@ -94,8 +101,9 @@ def cache_dir() -> Path:
 def anchor_key(runtime: str, input_shape: tuple[int, int, int], threads: int) -> str:
     import torch
 
+    reference = hashlib.sha256(REFERENCE.encode()).hexdigest()[:8]  # another reference is another anchor
     return (f"{socket.gethostname()} | {runtime} | {'x'.join(map(str, input_shape))} | {threads} threads | "
-            f"torch {torch.__version__}")
+            f"torch {torch.__version__} | reference {reference}")
 
 
 @functools.lru_cache(maxsize=8)

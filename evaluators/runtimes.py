@@ -240,10 +240,10 @@ def ship(model: nn.Module, input_shape: tuple[int, int, int], runtime: str,
     return Shipped(runtime, int8_file(fp32, calibration[:CALIBRATION_IMAGES]))
 
 
-# A paired timing's length: over 0.2 s (about 100 rounds of a 1.5 ms network and the reference)
-# one process's figure sits within about +-1 % of another's, against +-3 % over 0.05 s
-# (benchmarks/latency_drift.py); a trial holds its quiet phase that long.
-PAIRED_SECONDS = 0.2
+# Rounds of a paired timing (about 0.2 s for a 1.5 ms network and the reference): ten processes'
+# figures over 5 minutes within 1.061 max/min, raw 1.291 (benchmarks/latency_drift.py). Counted
+# in rounds, so a small network holds the quiet phase less; a large one stops at 0.3 s (and 30).
+PAIRED_ROUNDS = 100
 
 
 def runtime_costs(model: nn.Module, input_shape: tuple[int, int, int], shipped: Shipped, threads: int,
@@ -257,7 +257,7 @@ def runtime_costs(model: nn.Module, input_shape: tuple[int, int, int], shipped: 
     reference = reference_forward(shipped.runtime, input_shape, threads)
     one = np.random.default_rng(0).standard_normal((1, *input_shape)).astype(np.float32)
     many = np.repeat(one, throughput_batch, axis=0)
-    runs = SHORT if short else {"min_seconds": PAIRED_SECONDS}
+    runs = SHORT if short else {"rounds": PAIRED_ROUNDS}
     with timing(threads) as realtime:
         anchor = anchor_ms(shipped.runtime, input_shape, threads)  # calibrated here on a node's first timing
         paired = paired_runs(lambda: forward(one), reference, **runs)
