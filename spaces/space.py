@@ -37,6 +37,11 @@ class Space(Protocol):
     @property
     def description(self) -> str: ...
 
+    @property
+    def text(self) -> str | None:
+        """The space as a space file (canonical YAML), or None for a space that is not a file
+        (a table): what a study remembers of it and `search spaces --show` prints."""
+
     def choices(self) -> dict[str, tuple[Any, ...]]:
         """Parameter name -> options: the same names on every ask, so model-based samplers see one
         space."""

@@ -139,9 +139,10 @@ class GateClient:
     def checkpoint(self) -> None:
         # a local readiness check (~0.1 ms), not a round trip to the gate
         if self._poll is not None and ray.wait([self._poll], timeout=0)[0]:
-            import torch
+            if self.gpus:  # steps queued on the GPU finish before the timer is let in
+                import torch
 
-            if self.gpus and torch.cuda.is_initialized():  # steps queued on the GPU finish before the timer is let in
-                torch.cuda.synchronize()
+                if torch.cuda.is_initialized():
+                    torch.cuda.synchronize()
             ray.get(self.gate.pause.remote(self.node, self.who))
             self._poll = self.gate.timing_wanted.remote(self.node)

@@ -99,7 +99,7 @@ def run_search(config: RunConfig, executor: Executor | None = None, progress: bo
     executor = executor or make_executor(evaluation, config.workers, config.ray_address, config.cpus_per_trial,
                                          config.gpus_per_trial, device=config.device)
     try:
-        study = open_study(config, screen_for(space, evaluation, config.budgets))
+        study = open_study(config, screen_for(space, evaluation, config.budgets), space)
         observers: list[Observer] = [*callbacks, FrontFiles(journal_path(config.dir, config.study).parent)]
         if track:
             observers.append(Tracker(study, config))
