@@ -13,7 +13,7 @@ _HOMES = {"count_macs": "cost", "count_params": "cost", "DATASETS": "data", "Dat
           "evaluation_for": "evaluation", "Latency": "latency", "measure_latency": "latency",
           "REGISTRY": "metrics", "Metric": "metrics", "Metrics": "metrics", "Recipe": "training",
           "TrainingError": "training", "accuracy_of": "training", "train": "training",
-          "TrialResult": "trial", "TrialSpec": "trial", "evaluate": "trial"}
+          "Resume": "trial", "TrialResult": "trial", "TrialSpec": "trial", "evaluate": "trial"}
 __all__ = sorted(_HOMES)
 
 
@@ -30,4 +30,4 @@ if TYPE_CHECKING:
     from .latency import Latency, measure_latency
     from .metrics import REGISTRY, Metric, Metrics
     from .training import Recipe, TrainingError, accuracy_of, train
-    from .trial import TrialResult, TrialSpec, evaluate
+    from .trial import Resume, TrialResult, TrialSpec, evaluate

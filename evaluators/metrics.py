@@ -35,6 +35,7 @@ class Metric:
     # a metric measured after training that never exceeds this cheap one (what a trial rejected
     # before training is told for it: the full-depth cost of a network without exits)
     bound: str | None = None
+    history: bool = False  # a list with one value per epoch: MLflow shows it as the metric's history
 
     @property
     def budget(self) -> str | None:
@@ -71,9 +72,9 @@ def _show(style: Style, value: float | int | bool | str) -> str:
 
 
 def _metric(direction: Direction | None, cheap: bool, unit: str, style: Style, help: str,
-            column: bool = False, bound: str | None = None) -> Any:
+            column: bool = False, bound: str | None = None, history: bool = False) -> Any:
     return field(default=None, metadata=dict(direction=direction, cheap=cheap, unit=unit, style=style,
-                                             help=help, column=column, bound=bound))
+                                             help=help, column=column, bound=bound, history=history))
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,11 @@ class Metrics:
     latency_anchor_ms: float | None = _metric(None, True, "ms", "ms", "the reference network's steady latency on the "
                                                                       "node (what latency_ms is anchored to)")
     train_seconds: float | None = _metric(None, False, "s", "seconds", "wall time of training")
+    epoch_accuracy: list[float] | None = _metric(
+        None, False, "", "fraction", "validation accuracy after each epoch (MLflow: the history of epoch_accuracy)",
+        history=True)
+    stopped_epoch: int | None = _metric(None, False, "", "plain", "the rung (epochs trained) at which early "
+                                                                  "stopping stopped the trial (PRUNED)")
     train_precision: str | None = _metric(None, False, "", "plain", "the arithmetic training ran in: fp32, or bf16 "
                                                                     "(CUDA autocast)")
     gpu_memory_mb: float | None = _metric(None, False, "MB", "mb", "peak GPU memory allocated while training (the "

@@ -1,6 +1,7 @@
 """Training with a small budget, and accuracy on a split."""
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +33,9 @@ class Recipe:
     exit_loss_weight: float = 0.5  # each early-exit head's loss weight; the main head weighs 1
     seed: int = 0
     precision: str = "fp32"  # one of PRECISIONS: "bf16" trains under CUDA bf16 autocast (weights stay fp32)
+    # epochs after which a trial pauses to be judged (early stopping's rungs; see trial.evaluate).
+    # The schedule does not change: a trial that goes on ends exactly as without pauses.
+    rungs: tuple[int, ...] = ()
 
 
 PRECISIONS = ("fp32", "bf16")
@@ -47,34 +51,80 @@ def precision_problem(precision: str, device: str) -> str | None:
     return None
 
 
-def train(model: Network, data: tuple[torch.Tensor, torch.Tensor], recipe: Recipe,
-          device: str = "cpu", augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None
-          ) -> Network:
-    """AdamW with a one-cycle schedule; deterministic for a given recipe, seed and thread count.
-    ``augment(batch, generator)`` transforms each training batch when given. Trains in channels_last
-    memory format (1.35-1.8x faster on CPU for these nets); the model is returned contiguous.
-    ``data`` may already be on ``device`` (a GPU worker keeps its data set there: see
-    ``trial.device_data``), and then no batch crosses from the host; the shuffling and augmentation
-    draws come from one CPU generator either way, so a seed gives the same batches on any device."""
-    torch.manual_seed(recipe.seed)
-    x, y = data
-    model = model.to(device, memory_format=torch.channels_last).train()
-    bf16 = torch.autocast("cuda", dtype=torch.bfloat16, enabled=recipe.precision == "bf16")
-    opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
-    steps_per_epoch = math.ceil(len(x) / recipe.batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, recipe.lr, total_steps=recipe.epochs * steps_per_epoch,
-                                                pct_start=0.15)
-    gen = torch.Generator().manual_seed(recipe.seed)
-    has_exits = len(model.exits) > 0
-    for epoch in range(recipe.epochs):
+def cycles_ending_at(ends: tuple[int, ...], epochs: int) -> tuple[tuple[int, int], ...]:
+    """Learning-rate cycles that end (anneal) at each of ``ends`` and at ``epochs``: the per-rung
+    schedule ``benchmarks/rung_correlation.py`` compares with one cycle over all epochs."""
+    stops = [e for e in ends if 0 < e < epochs] + [epochs]
+    return tuple(zip([0, *stops[:-1]], stops))
+
+
+class Trainer:
+    """One network's training, epoch by epoch: AdamW with a one-cycle schedule over all epochs;
+    deterministic for a given recipe, seed and thread count. Trains in channels_last memory format
+    (1.35-1.8x faster on CPU for these nets).
+
+    Its ``state`` (weights, optimiser, schedule, random generators, epochs done) is bytes: a trial
+    paused at a rung hands it back, and the trial goes on from it in any process, exactly as if it
+    had never paused. ``cycles``: other learning-rate cycles as (first epoch, end epoch) spans
+    (``cycles_ending_at``), for measuring them; the one cycle measured best (docs/early-stopping.md)."""
+
+    def __init__(self, model: Network, recipe: Recipe, samples: int, device: str = "cpu",
+                 state: bytes | None = None, cycles: tuple[tuple[int, int], ...] = ()) -> None:
+        torch.manual_seed(recipe.seed)
+        self.model = model.to(device, memory_format=torch.channels_last)
+        self.recipe, self.device = recipe, device
+        self.cycles = cycles or ((0, recipe.epochs),)
+        self.steps_per_epoch = math.ceil(samples / recipe.batch_size)
+        self.opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+        self.gen = torch.Generator().manual_seed(recipe.seed)
+        self.epoch = 0
+        self.sched = self._cycle()
+        if state is not None:
+            self._load(state)
+
+    def _cycle(self) -> torch.optim.lr_scheduler.OneCycleLR:
+        """The schedule of the cycle the next epoch is in."""
+        start, end = next((a, b) for a, b in self.cycles if a <= self.epoch < b)
+        return torch.optim.lr_scheduler.OneCycleLR(self.opt, self.recipe.lr, pct_start=0.15,
+                                                   total_steps=(end - start) * self.steps_per_epoch)
+
+    def state(self) -> bytes:
+        buffer = io.BytesIO()
+        torch.save({"epoch": self.epoch, "model": self.model.state_dict(), "opt": self.opt.state_dict(),
+                    "sched": self.sched.state_dict(), "gen": self.gen.get_state(),
+                    "rng": torch.get_rng_state()}, buffer)
+        return buffer.getvalue()
+
+    def _load(self, state: bytes) -> None:
+        saved = torch.load(io.BytesIO(state), map_location=self.device, weights_only=True)
+        self.epoch = saved["epoch"]
+        self.model.load_state_dict(saved["model"])
+        self.sched = self._cycle()  # before the optimiser's state: making a schedule resets its lr and betas
+        self.opt.load_state_dict(saved["opt"])
+        self.sched.load_state_dict(saved["sched"])
+        self.gen.set_state(saved["gen"])
+        torch.set_rng_state(saved["rng"])
+
+    def train_epoch(self, data: tuple[torch.Tensor, torch.Tensor],
+                    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None) -> None:
+        """One epoch. ``data`` may already be on the device (a GPU worker keeps its data set there:
+        see ``trial.device_data``), and then no batch crosses from the host; the shuffling and
+        augmentation draws come from one CPU generator either way, so a seed gives the same
+        batches on any device. ``augment(batch, generator)`` transforms each batch when given."""
+        if self.epoch and any(a == self.epoch for a, _ in self.cycles):
+            self.sched = self._cycle()  # the next cycle begins
+        x, y = data
+        model, recipe, device = self.model.train(), self.recipe, self.device
+        bf16 = torch.autocast("cuda", dtype=torch.bfloat16, enabled=recipe.precision == "bf16")
+        has_exits = len(model.exits) > 0
         finite = torch.ones((), dtype=torch.bool, device=device)
-        order = torch.randperm(len(x), generator=gen).to(x.device)
+        order = torch.randperm(len(x), generator=self.gen).to(x.device)
         for i in range(0, len(x), recipe.batch_size):
             quiet.checkpoint()  # pauses here while a trial on the same cores times its model
             idx = order[i:i + recipe.batch_size]
             xb, yb = x[idx], y[idx].to(device)
             if augment is not None:
-                xb = augment(xb, gen)
+                xb = augment(xb, self.gen)
             xb = xb.to(device, memory_format=torch.channels_last)
             with bf16:
                 if has_exits:
@@ -84,13 +134,27 @@ def train(model: Network, data: tuple[torch.Tensor, torch.Tensor], recipe: Recip
                 else:
                     loss = F.cross_entropy(model(xb), yb)
             finite &= torch.isfinite(loss).all()  # read once an epoch: a read per step would stall a GPU's queue
-            opt.zero_grad(set_to_none=True)
+            self.opt.zero_grad(set_to_none=True)
             loss.backward()
-            opt.step()
-            sched.step()
+            self.opt.step()
+            self.sched.step()
+        self.epoch += 1
         if not finite:
-            raise TrainingError(f"the loss became NaN or infinite in epoch {epoch + 1}")
-    return model.to(memory_format=torch.contiguous_format).eval()
+            raise TrainingError(f"the loss became NaN or infinite in epoch {self.epoch}")
+
+    def trained(self) -> Network:
+        """The model, contiguous and in eval mode."""
+        return self.model.to(memory_format=torch.contiguous_format).eval()
+
+
+def train(model: Network, data: tuple[torch.Tensor, torch.Tensor], recipe: Recipe,
+          device: str = "cpu", augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None
+          ) -> Network:
+    """Every epoch of ``recipe`` in one go (see ``Trainer``); the model is returned contiguous."""
+    trainer = Trainer(model, recipe, len(data[0]), device)
+    for _ in range(recipe.epochs):
+        trainer.train_epoch(data, augment)
+    return trainer.trained()
 
 
 @torch.no_grad()

@@ -32,7 +32,7 @@ from .runtimes import (
     runtime_costs,
     ship,
 )
-from .training import Recipe, accuracy_of, train
+from .training import Recipe, Trainer, accuracy_of
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,15 @@ class TrialSpec:
     throughput_batch: int = THROUGHPUT_BATCH
     budgets: tuple[Budget, ...] = ()  # a candidate over one is rejected before training
     latency_table: str = ""  # a table space: a device's latency table (evaluators.device_table) to read instead
+    resume: Resume | None = None  # go on training from a rung (early stopping promoted the trial)
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Where a trial paused at a rung: its training state (``training.Trainer.state``) and the
+    figures measured so far (cheap ones, accuracy per epoch, training time)."""
+    state: bytes
+    metrics: Metrics
 
 
 @dataclass(frozen=True)
@@ -57,6 +66,9 @@ class TrialResult:
     weights: bytes | None = None  # the trained state_dict, torch.save'd: workers return it, the driver stores it
     summary: str | None = None  # the built network, printable (Network.summary): MLflow logs it
     rejected: str | None = None  # why it was not trained: the budgets it breaks (metrics: the cheap ones only)
+    # trained up to a rung of Recipe.rungs and paused there to be judged: go on with
+    # TrialSpec.resume = this (metrics: the cheap ones and the accuracy per epoch so far)
+    paused: Resume | None = None
 
 
 @functools.lru_cache(maxsize=2)
@@ -138,8 +150,10 @@ def state_dict_bytes(model: torch.nn.Module) -> bytes:
 
 def evaluate(spec: TrialSpec) -> TrialResult:
     """Build, cost, train and validate one genotype; raises on failure (the caller records why).
-    A network over a budget is not trained: its cheap figures come back with the reason.
-    Writes no files: it may run on another machine."""
+    A network over a budget is not trained: its cheap figures come back with the reason. With
+    ``Recipe.rungs`` it trains up to the next rung only and comes back ``paused`` there (the
+    validation accuracy after each epoch is in its metrics either way); ``spec.resume`` goes on
+    from such a pause. Writes no files: it may run on another machine."""
     # All of it is heavy work to a trial timing beside it on the same cores (building and counting
     # too, not only training): one training section, with this trial's own timings nested in it.
     with quiet.training():
@@ -148,21 +162,19 @@ def evaluate(spec: TrialSpec) -> TrialResult:
         model: Network = build(parse(spec.genotype), data.input_shape, data.num_classes)
         summary = model.summary()
         calibration = data.train[0][:CALIBRATION_IMAGES].numpy()
-        m = cheap_metrics(model, data.input_shape, spec.device, spec.threads, spec.runtime, spec.throughput_batch,
-                          calibration)
-        rejected = over_budget(m, spec.budgets)
-        if rejected:
-            return TrialResult(m, summary=summary, rejected=rejected)
-        t0 = time.perf_counter()
-        augment = crop_flip if spec.recipe.augment and data.augmentable else None
-        train_split, val_split = device_data(spec)
-        gpu = spec.device.startswith("cuda")
-        if gpu:
-            torch.cuda.reset_peak_memory_stats(spec.device)
-        train(model, train_split, spec.recipe, spec.device, augment)
-        m = m.merged(Metrics(train_seconds=time.perf_counter() - t0, train_precision=spec.recipe.precision,
-                             gpu_memory_mb=torch.cuda.max_memory_allocated(spec.device) / 2**20 if gpu else None,
-                             accuracy=accuracy_of(model, val_split, spec.device),
+        if spec.resume is None:
+            m = cheap_metrics(model, data.input_shape, spec.device, spec.threads, spec.runtime,
+                              spec.throughput_batch, calibration)
+            rejected = over_budget(m, spec.budgets)
+            if rejected:
+                return TrialResult(m, summary=summary, rejected=rejected)
+        else:  # measured before the pause: not again
+            m = spec.resume.metrics
+        m, trainer = _train(model, spec, data, m)
+        if trainer.epoch < spec.recipe.epochs:
+            return TrialResult(m, summary=summary, paused=Resume(trainer.state(), m))
+        model = trainer.trained()
+        m = m.merged(Metrics(accuracy=accuracy_of(model, device_data(spec)[1], spec.device),
                              test_accuracy=accuracy_of(model, data.test, spec.device)))
         if is_int8(spec.runtime):  # what ships is the quantized model: its accuracy is the trial's
             shipped = ship(model, data.input_shape, spec.runtime, calibration)
@@ -177,6 +189,28 @@ def evaluate(spec: TrialSpec) -> TrialResult:
         else:  # one path: the expected cost is the cost
             m = m.merged(Metrics(expected_macs=m.macs, expected_latency_ms=m.latency_ms))
         return TrialResult(m, state_dict_bytes(model), summary)
+
+
+def _train(model: Network, spec: TrialSpec, data: Dataset, m: Metrics) -> tuple[Metrics, Trainer]:
+    """Train up to the next rung after where the trial stands (or to the end), reading the
+    validation accuracy after each epoch; ``m`` with the accuracy per epoch, the training time
+    and the GPU memory added to what it held."""
+    t0 = time.perf_counter()
+    augment = crop_flip if spec.recipe.augment and data.augmentable else None
+    train_split, val_split = device_data(spec)
+    gpu = spec.device.startswith("cuda")
+    if gpu:
+        torch.cuda.reset_peak_memory_stats(spec.device)
+    trainer = Trainer(model, spec.recipe, len(train_split[0]), spec.device,
+                      spec.resume.state if spec.resume else None)
+    stop = next((r for r in spec.recipe.rungs if r > trainer.epoch), spec.recipe.epochs)
+    accuracies = list(m.epoch_accuracy or [])
+    while trainer.epoch < min(stop, spec.recipe.epochs):
+        trainer.train_epoch(train_split, augment)
+        accuracies.append(accuracy_of(trainer.model, val_split, spec.device))
+    memory = max(m.gpu_memory_mb or 0.0, torch.cuda.max_memory_allocated(spec.device) / 2**20) if gpu else None
+    return m.merged(Metrics(epoch_accuracy=accuracies, train_precision=spec.recipe.precision, gpu_memory_mb=memory,
+                            train_seconds=(m.train_seconds or 0.0) + time.perf_counter() - t0)), trainer
 
 
 def screen(genotype: str, dataset: str, data_dir: str, recipe: Recipe, device: str = "cpu",

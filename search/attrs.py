@@ -36,6 +36,12 @@ def trained(trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenT
     return [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and not rejected(t)]
 
 
+def ended(trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
+    """The trials that count toward --trials: trained to the end (``trained``), or stopped early
+    at a rung (PRUNED: judged, and never retrained)."""
+    return trained(trials) + [t for t in trials if t.state == optuna.trial.TrialState.PRUNED]
+
+
 def abandoned(trial: optuna.trial.FrozenTrial) -> bool:
     """Failed because its search process stopped or died, not because of its network."""
     return str(trial.user_attrs.get(FAIL_REASON, "")).startswith(ABANDONED)

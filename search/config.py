@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from hwnas.evaluators.budgets import Budget
 from hwnas.evaluators.metrics import BUDGETS, DEFAULT_OBJECTIVES, OBJECTIVES, REGISTRY
 
+from .early_stopping import DEFAULT_METHOD, METHODS, early_stop_problem, rungs_of
 from .errors import UsageError
 from .samplers import DEFAULT_SAMPLER, SAMPLERS
 
@@ -121,6 +122,13 @@ class RunConfig:
     augment: bool = option(True, "the data set's standard augmentation (random crop with padding and "
                                  "horizontal flip for fashion-mnist and cifar10; none for digits and folders)",
                            identity=True)
+    early_stop: str = option(DEFAULT_METHOD, f"{' or '.join(METHODS)}: mo-asha stops trials early (at each rung, "
+                                             f"epochs --min-epochs x --eta^k, a trial goes on only in the top 1/eta "
+                                             f"of its rung by non-dominated sorting on accuracy and the cheap "
+                                             f"objectives; docs/early-stopping.md)", metavar="METHOD")
+    min_epochs: int = option(3, "with --early-stop mo-asha: the first rung, in epochs")
+    eta: int = option(3, "with --early-stop mo-asha: each rung keeps 1/eta of the trials that reach it, and the "
+                         "next rung is eta times as many epochs")
     seed: int = option(0, "seed of the sampler and of training, 0 to 2^32 - 1")
     precision: str = option("fp32", "training arithmetic: fp32, or bf16 (CUDA autocast, --device cuda; weights stay "
                                     "fp32, latency is timed in fp32)", identity=True)
@@ -190,6 +198,9 @@ class RunConfig:
                 raise UsageError(f"--{_flag(name)} must be 0 or a positive integer, got {getattr(self, name)}")
         if not 0 <= self.seed < SEED_LIMIT:  # numpy's and torch's generators take no more
             raise UsageError(f"--seed must be an integer from 0 to {SEED_LIMIT - 1}, got {_cut(self.seed)}")
+        problem = early_stop_problem(self.early_stop, self.epochs, self.min_epochs, self.eta)
+        if problem:
+            raise UsageError(problem)
         if 0 < self.resolution < 4:
             raise UsageError(f"--resolution must be 0 (as stored) or at least 4, got {self.resolution}")
         if self.space not in SPACES and not is_space_file(self.space):
@@ -240,6 +251,9 @@ class RunConfig:
             raise UsageError(f"space {self.space}: {e}") from None
         if self.exits and not space.supports_exits:
             raise UsageError(f"--exits does not apply to space {self.space}")
+        if self.early_stop != "none" and space.evaluated is not Evaluated.TRAINED:
+            raise UsageError(f"--early-stop applies to trained spaces; space {self.space} looks its accuracy up "
+                             f"in a table")
         if self.latency_table and space.evaluated is not Evaluated.TABLE:
             raise UsageError(f"--latency-table applies to table spaces (nb201); space {self.space} times its "
                              f"networks (see --runtime)")
@@ -260,8 +274,10 @@ class RunConfig:
         """The training recipe of every trial (one place, for the driver and for MLflow)."""
         from hwnas.evaluators import Recipe
 
+        rungs = rungs_of(self.epochs, self.min_epochs, self.eta) if self.early_stop != "none" else ()
         return Recipe(epochs=self.epochs, batch_size=self.batch_size, train_subset=self.train_subset,
-                      resolution=self.resolution, augment=self.augment, seed=self.seed, precision=self.precision)
+                      resolution=self.resolution, augment=self.augment, seed=self.seed, precision=self.precision,
+                      rungs=rungs)
 
     def as_dict(self) -> dict:
         """Plain values, as the config file and the study keep them: a budget as its own key."""

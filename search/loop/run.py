@@ -9,6 +9,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 
 import optuna
 
@@ -21,6 +22,7 @@ from hwnas.spaces import Space, get_space
 
 from .. import attrs
 from ..config import RunConfig
+from ..early_stopping import stopper_for
 from ..errors import RunFailure, UsageError
 from ..executors import Executor, make_executor
 from ..observers import FrontFiles, Observer, Progress, Store, Tracker
@@ -31,6 +33,7 @@ from . import trial as one
 from .feasible import announce, check_feasible
 
 Complete, Running = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING
+Pruned = optuna.trial.TrialState.PRUNED
 # Trials that fail one after another, with no COMPLETE between, before the run stops: a fault
 # every trial hits (a bad option, a broken node) would otherwise fail trials forever.
 FAILURES_IN_A_ROW = 20
@@ -46,7 +49,7 @@ class _Failures:
         self.reasons: Counter[str] = Counter()
 
     def told(self, trial: optuna.trial.FrozenTrial) -> None:
-        if trial.state == Complete:
+        if trial.state in (Complete, Pruned):
             if not attrs.rejected(trial):  # a rejected candidate neither fails nor shows the trials work
                 self.reasons.clear()
             return
@@ -64,7 +67,7 @@ class _Rejections:
         self.count, self.closest = 0, Closest(budgets)
 
     def told(self, trial: optuna.trial.FrozenTrial) -> None:
-        if trial.state != Complete:
+        if trial.state not in (Complete, Pruned):
             return
         if not attrs.rejected(trial):
             self.count = 0
@@ -139,11 +142,12 @@ def _notify(observers: Sequence[Observer], study: optuna.Study, trial: optuna.tr
 
 
 def _twin(study: optuna.Study, number: int, genotype: str) -> optuna.trial.FrozenTrial | None:
-    """The first other trial of ``genotype`` that is COMPLETE, or else RUNNING with a lower number
-    (so of two trials that drew one network at once, the later waits for the earlier)."""
-    twins = [t for t in study.get_trials(deepcopy=False, states=(Complete, Running))  # a rejected one was not
+    """The first other trial of ``genotype`` that ended (COMPLETE, or stopped early: PRUNED), or
+    else RUNNING with a lower number (so of two trials that drew one network at once, the later
+    waits for the earlier)."""
+    twins = [t for t in study.get_trials(deepcopy=False, states=(Complete, Pruned, Running))  # a rejected one was not
              if t.number != number and t.user_attrs.get(attrs.GENOTYPE) == genotype and not attrs.rejected(t)]
-    complete = [t for t in twins if t.state == Complete]
+    complete = [t for t in twins if t.state in (Complete, Pruned)]
     running = [t for t in twins if t.state == Running and t.number < number]
     return min(complete or running, key=lambda t: t.number, default=None)
 
@@ -162,6 +166,7 @@ def _optimize(study: optuna.Study, config: RunConfig, space: Space, evaluation: 
     # wait for its figures rather than train it again; trial number -> (trial, genotype, original)
     waiting: dict[int, tuple[optuna.trial.Trial, str, int]] = {}
     failures, rejections = _Failures(), _Rejections(config.budgets)
+    stopper = stopper_for(config.early_stop, recipe.rungs, config.eta, config.objectives)
 
     def submit(trial: optuna.trial.Trial, genotype: str) -> None:
         in_flight[trial.number] = trial
@@ -182,7 +187,7 @@ def _optimize(study: optuna.Study, config: RunConfig, space: Space, evaluation: 
             with quiet.training():
                 for number, (trial, genotype, original) in list(waiting.items()):
                     first = study.get_trials(deepcopy=False)[original]
-                    if first.state == Complete and not attrs.rejected(first):
+                    if first.state in (Complete, Pruned) and not attrs.rejected(first):
                         duplicate(trial, first)
                     elif first.state == Running or len(in_flight) >= executor.capacity:
                         continue
@@ -191,8 +196,8 @@ def _optimize(study: optuna.Study, config: RunConfig, space: Space, evaluation: 
                     del waiting[number]
                 # Counted in the storage, so two `search run`s on one study share the work; a
                 # candidate rejected over a budget does not count.
-                trials = study.get_trials(deepcopy=False, states=(Complete, Running))
-                done = len(attrs.trained(trials))
+                trials = study.get_trials(deepcopy=False, states=(Complete, Pruned, Running))
+                done = len(attrs.ended(trials))
                 running = sum(t.state == Running for t in trials)
                 if done >= config.trials and not in_flight and not waiting:
                     return
@@ -204,7 +209,7 @@ def _optimize(study: optuna.Study, config: RunConfig, space: Space, evaluation: 
                     del in_flight[trial.number]
                     # an equal genotype is not trained again, whichever process drew it first
                     twin = _twin(study, trial.number, genotype)
-                    if twin is not None and twin.state == Complete:
+                    if twin is not None and twin.state in (Complete, Pruned):
                         done += duplicate(trial, twin)
                     elif twin is not None:
                         waiting[trial.number] = (trial, genotype, twin.number)
@@ -216,8 +221,19 @@ def _optimize(study: optuna.Study, config: RunConfig, space: Space, evaluation: 
                 outcomes = executor.wait()
                 with quiet.training():
                     for outcome in outcomes:
-                        told = one.tell_outcome(study, in_flight.pop(outcome.spec.number), outcome,
-                                                config.objectives, config.dir)
+                        trial = in_flight.pop(outcome.spec.number)
+                        result = outcome.result
+                        if result is not None and result.paused is not None:  # at a rung: on, or stopped
+                            one.record_rung(trial, result.paused.metrics)
+                            rung = len(result.paused.metrics.epoch_accuracy or ())
+                            if stopper is None or stopper.promote(study, trial.number, rung):
+                                in_flight[trial.number] = trial
+                                executor.submit(replace(outcome.spec, resume=result.paused))
+                                continue
+                            told = one.tell_stopped(study, trial, result.paused.metrics, config.budgets,
+                                                    result.summary)
+                        else:
+                            told = one.tell_outcome(study, trial, outcome, config.objectives, config.dir)
                         _notify(observers, study, told)
                         failures.told(told)
                         rejections.told(told)

@@ -53,15 +53,37 @@ def tell_rejected(study: optuna.Study, trial: optuna.trial.Trial, metrics: Metri
     return study.tell(trial, [cheap.rejected_value(name) for name in objectives])
 
 
+def record_rung(trial: optuna.trial.Trial, metrics: Metrics) -> None:
+    """A trial paused at a rung: its cheap figures and accuracy per epoch so far, where the rung
+    decisions read them (``early_stopping.MOASHA.peers``)."""
+    for name, value in metrics.cheap().merged(Metrics(epoch_accuracy=metrics.epoch_accuracy)).values().items():
+        trial.set_user_attr(name, value)
+
+
+def tell_stopped(study: optuna.Study, trial: optuna.trial.Trial, metrics: Metrics, budgets: tuple[Budget, ...],
+                 summary: str | None = None) -> optuna.trial.FrozenTrial:
+    """A trial early stopping stopped at a rung: what it reached (its cheap figures, the accuracy
+    per epoch, the rung, the training time), told PRUNED: never on the front, never retrained."""
+    reached = metrics.cheap().merged(Metrics(epoch_accuracy=metrics.epoch_accuracy,
+                                             stopped_epoch=len(metrics.epoch_accuracy or ()),
+                                             train_seconds=metrics.train_seconds,
+                                             train_precision=metrics.train_precision,
+                                             gpu_memory_mb=metrics.gpu_memory_mb))
+    _store(trial, reached, budgets, summary)
+    return study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+
+
 def tell_duplicate(study: optuna.Study, trial: optuna.trial.Trial, original: optuna.trial.FrozenTrial,
                    objectives: tuple[str, ...], budgets: tuple[Budget, ...] = ()) -> optuna.trial.FrozenTrial:
     """An equal genotype was trained already: its figures are this trial's too (unless they break
-    a budget tightened since)."""
+    a budget tightened since); stopped early, this one is stopped too."""
     trial.set_user_attr(attrs.DUPLICATE_OF, original.user_attrs.get(attrs.DUPLICATE_OF, original.number))
     metrics, summary = Metrics.from_attrs(original.user_attrs), original.user_attrs.get(attrs.MODEL_SUMMARY)
     reason = over_budget(metrics, budgets)
     if reason:
         return tell_rejected(study, trial, metrics, reason, objectives, budgets, summary)
+    if original.state == optuna.trial.TrialState.PRUNED:  # the same network and seed would stop the same way
+        return tell_stopped(study, trial, metrics, budgets, summary)
     return tell_complete(study, trial, metrics, objectives, summary, budgets)
 
 

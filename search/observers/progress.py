@@ -15,7 +15,7 @@ from .. import attrs
 from ..attrs import FAIL_REASON
 from ..pareto import best_trials, rejected_count
 
-Complete = optuna.trial.TrialState.COMPLETE
+Complete, Pruned = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED
 
 
 def _clock(seconds: float) -> str:
@@ -48,7 +48,7 @@ class Progress:
 
     @staticmethod
     def _done(study: optuna.Study) -> int:
-        return len(attrs.trained(study.get_trials(deepcopy=False, states=(Complete,))))
+        return len(attrs.ended(study.get_trials(deepcopy=False, states=(Complete, Pruned))))
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         done = self._done(study)
@@ -56,6 +56,10 @@ class Progress:
             outcome = f"over budget, not trained: {trial.user_attrs[attrs.REJECTED]}"
         elif trial.state == Complete:
             outcome = describe(Metrics.from_attrs(trial.user_attrs))
+        elif trial.state == Pruned:
+            m = Metrics.from_attrs(trial.user_attrs)
+            reached = m.merged(Metrics(accuracy=m.epoch_accuracy[-1])) if m.epoch_accuracy else m
+            outcome = f"stopped at epoch {m.stopped_epoch}, dominated at its rung: {describe(reached)}"
         elif FAIL_REASON in trial.user_attrs:
             outcome = f"FAILED: {trial.user_attrs[FAIL_REASON]}"
         else:

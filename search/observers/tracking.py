@@ -277,6 +277,8 @@ class Tracker:
         tags.update({k: str(ta[k]) for k in (attrs.DUPLICATE_OF, attrs.DEVICE, attrs.RETRIES) if k in ta})
         if attrs.FAIL_REASON in ta:
             tags[attrs.FAIL_REASON] = str(ta[attrs.FAIL_REASON])[:5000]
+        if t.state == TS.PRUNED:  # stopped early: the rung it was judged at
+            tags["stopped_at_rung"] = str(Metrics.from_attrs(ta).stopped_epoch)
         if attrs.REJECTED in ta:  # over a budget: never trained, its cheap figures only
             tags[attrs.REJECTED] = str(ta[attrs.REJECTED])[:5000]
         # tags, not params: a budget may change between runs of one study
@@ -289,6 +291,9 @@ class Tracker:
         figures = Metrics.from_attrs(ta).values()
         metrics = [Metric(k, float(v), now, 0) for k, v in figures.items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        # a per-epoch list as the metric's history, step = epoch (MLflow's chart of the run)
+        metrics += [Metric(k, float(v), now, epoch) for k, values in figures.items() if REGISTRY[k].history
+                    and isinstance(values, list) for epoch, v in enumerate(values, 1)]
         c.log_batch(run_id, metrics=metrics, params=[Param(k, str(v)) for k, v in params.items()],
                     tags=[RunTag(k, v) for k, v in tags.items()])
         if genotype:
