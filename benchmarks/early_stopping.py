@@ -4,12 +4,14 @@ loop (2 workers: a local Ray). Prints training epochs and training CPU time, wal
 hypervolume of (error, latency, MACs) normalised over both runs' trials, and the best accuracy
 under two latency budgets (the 25th and 50th percentile of all trained trials' latency).
 
-    python benchmarks/early_stopping.py [--dataset fashion-mnist] [--train-subset 3000]
+    python benchmarks/early_stopping.py [--dataset fashion-mnist] [--train-subset 2000]
         [--resolution 14] [--epochs 9] [--trials 40] [--workers 2] [--min-epochs 1] [--eta 3]
         [--sampler hybrid] [--seed 0] [--dir DIR]
 
-Training CPU time is the sum of the trials' train_seconds (each trial trains on one thread):
-the compute early stopping saves. Wall time also holds screening, timing and start-up.
+With --dir, a finished study there is reused (the full-budget run once for several settings of
+the early-stopping run; each setting is its own study). Training CPU time is the sum of the
+trials' train_seconds (each trial trains on one thread): the compute early stopping saves.
+Wall time also holds screening, timing and start-up.
 """
 from __future__ import annotations
 
@@ -23,29 +25,41 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 import optuna  # noqa: E402
+from scipy.stats import spearmanr  # noqa: E402
 
 from hwnas.evaluators.metrics import DEFAULT_OBJECTIVES, Metrics  # noqa: E402
 from hwnas.search import attrs  # noqa: E402
 from hwnas.search.config import RunConfig  # noqa: E402
+from hwnas.search.early_stopping import rungs_of  # noqa: E402
 from hwnas.search.loop import run_search  # noqa: E402
 from hwnas.search.pareto import hypervolume, nondominated  # noqa: E402
 from hwnas.search.report import render  # noqa: E402
+from hwnas.search.study import journal_path, load_study  # noqa: E402
+
+WALL = "benchmark_wall_s"  # kept on a finished study: --dir with it reuses the run (a full-budget run is long)
 
 
 def run(method: str, args: argparse.Namespace, where: str) -> tuple[optuna.Study, float]:
+    study_name = f"es-{method}" if method == "none" else f"es-{method}-r{args.min_epochs}-eta{args.eta}"
     config = RunConfig(dataset=args.dataset, train_subset=args.train_subset, resolution=args.resolution,
                        epochs=args.epochs, trials=args.trials, workers=args.workers, sampler=args.sampler,
                        seed=args.seed, early_stop=method, min_epochs=args.min_epochs, eta=args.eta,
-                       objectives=DEFAULT_OBJECTIVES, dir=where, study=f"es-{method}")
+                       objectives=DEFAULT_OBJECTIVES, dir=where, study=study_name)
+    if journal_path(where, study_name).exists():
+        study = load_study(where, study_name)
+        if WALL in study.user_attrs and len(attrs.ended(study.get_trials(deepcopy=False))) >= args.trials:
+            print(f"reusing the finished study {study_name!r} in {where}", file=sys.stderr)
+            return study, study.user_attrs[WALL]
     t0 = time.perf_counter()
     study = run_search(config, track=False)
-    return study, time.perf_counter() - t0
+    study.set_user_attr(WALL, time.perf_counter() - t0)
+    return study, study.user_attrs[WALL]
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", default="fashion-mnist")
-    p.add_argument("--train-subset", type=int, default=3000)
+    p.add_argument("--train-subset", type=int, default=2000)
     p.add_argument("--resolution", type=int, default=14)
     p.add_argument("--epochs", type=int, default=9)
     p.add_argument("--trials", type=int, default=40)
@@ -88,6 +102,16 @@ def main() -> None:
     print(render(rows, "table"))
     print(f"training compute: {saved:.2f}x less with mo-asha; hypervolume {hv:.4f} of the full-budget run's "
           f"(studies in {where})")
+    print(rung_correlation(figures["none"], rungs_of(args.epochs, args.min_epochs, args.eta)))
+
+
+def rung_correlation(figures: list[Metrics], rungs: tuple[int, ...]) -> str:
+    """Spearman correlation of accuracy at each rung with the final accuracy, over the full-budget
+    run's trials (every one trained to the end, so the sample is not filtered by the rungs)."""
+    final = [f.accuracy for f in figures]
+    parts = [f"epoch {r}: {spearmanr([f.epoch_accuracy[r - 1] for f in figures], final).statistic:.3f}"
+             for r in rungs]
+    return f"rank correlation with the final accuracy, {len(figures)} full-budget trials: {', '.join(parts)}"
 
 
 if __name__ == "__main__":

@@ -120,7 +120,8 @@ class Metrics:
                                                                          "interleaved with this one")
     latency_anchor_ms: float | None = _metric(None, True, "ms", "ms", "the reference network's steady latency on the "
                                                                       "node (what latency_ms is anchored to)")
-    train_seconds: float | None = _metric(None, False, "s", "seconds", "wall time of training")
+    train_seconds: float | None = _metric(None, False, "s", "seconds", "wall time of training, the validation after "
+                                                                       "each epoch included")
     epoch_accuracy: list[float] | None = _metric(
         None, False, "", "fraction", "validation accuracy after each epoch (MLflow: the history of epoch_accuracy)",
         history=True)

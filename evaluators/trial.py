@@ -174,7 +174,7 @@ def evaluate(spec: TrialSpec) -> TrialResult:
         if trainer.epoch < spec.recipe.epochs:
             return TrialResult(m, summary=summary, paused=Resume(trainer.state(), m))
         model = trainer.trained()
-        m = m.merged(Metrics(accuracy=accuracy_of(model, device_data(spec)[1], spec.device),
+        m = m.merged(Metrics(accuracy=(m.epoch_accuracy or [])[-1],  # read after the last epoch
                              test_accuracy=accuracy_of(model, data.test, spec.device)))
         if is_int8(spec.runtime):  # what ships is the quantized model: its accuracy is the trial's
             shipped = ship(model, data.input_shape, spec.runtime, calibration)

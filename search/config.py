@@ -106,7 +106,8 @@ class RunConfig:
                               "(ImageNet16-120), rows of the NAS-Bench-201 table", metavar="NAME", identity=True)
     data_dir: str = option("", "where the data set's files are: fashion-mnist's idx files (default "
                                "/usr/share/datasets/fashion-mnist), cifar10's cifar-10-batches-py", metavar="DIR")
-    trials: int = option(200, "COMPLETE trials the study should hold; running again continues up to this many")
+    trials: int = option(200, "trials the study should hold that ended (trained to the end, or stopped early under "
+                              "--early-stop); running again continues up to this many")
     sampler: str = option(DEFAULT_SAMPLER, f"one of {', '.join(SAMPLERS)}")
     objectives: tuple[str, ...] = option((), f"comma-separated, any of {', '.join(OBJECTIVES)} that the space "
                                              f"measures (default: {','.join(DEFAULT_OBJECTIVES)}, less what it does "

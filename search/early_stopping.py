@@ -6,7 +6,7 @@ r*eta, r*eta^2, ... below ``--epochs``; r = ``--min-epochs``), its worker hands 
 state and the validation accuracy per epoch, and the loop asks :meth:`MOASHA.promote`: the trial
 goes on (from that state, in whichever worker is free) when it is in the top 1/eta of the trials
 that reached that rung, ranked by non-dominated sorting on (accuracy at the rung, the cheap
-objectives) with NSGA-II's crowding distance breaking ties within a front; otherwise it is told
+objectives) with an epsilon-net ordering each front (``promotion_order``); otherwise it is told
 PRUNED with what it reached. No trial waits for a rung to fill (asynchronous, as ASHA): the
 trials already at the rung are its competition, and a rung holding fewer than eta trials stops
 none (too little evidence). The rung records live in the study (``epoch_accuracy`` on every
@@ -20,7 +20,6 @@ or drop them between runs. Annealing at each rung instead was measured and not b
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,40 +58,34 @@ def early_stop_problem(method: str, epochs: int, min_epochs: int, eta: int) -> s
     return None
 
 
-def crowding(points: np.ndarray) -> np.ndarray:
-    """NSGA-II's crowding distance of each row among ``points``: the ends of each objective's range
-    infinite, the others the sum over objectives of their neighbours' gap over the range."""
-    n, k = points.shape
-    distance = np.zeros(n)
-    if n <= 2:
-        return np.full(n, math.inf)
-    for j in range(k):
-        order = np.argsort(points[:, j], kind="stable")
-        column = points[order, j]
-        span = column[-1] - column[0]
-        distance[order[[0, -1]]] = math.inf
-        if span > 0:
-            distance[order[1:-1]] += (column[2:] - column[:-2]) / span
-    return distance
-
-
 def promotion_order(points: np.ndarray) -> list[int]:
     """Row indices of ``points`` (every objective minimised), best first: front by front of
-    non-dominated sorting, each front by decreasing crowding distance (ties by row)."""
+    non-dominated sorting, each front as an epsilon-net (Salinas et al.'s tie-break for MO-ASHA):
+    its most accurate point (the first objective) first, then again and again the point farthest
+    from those taken, in objectives scaled to their range over all points. A newcomer that opens
+    a region of the front ranks high, wherever it falls in the trial order (NSGA-II's crowding
+    gives every end of every objective the same infinite distance, and then the order decides:
+    measured, it kept the first trials and stopped every later one)."""
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    scaled = (points - lo) / np.where(hi > lo, hi - lo, 1.0)
     remaining = list(range(len(points)))
     order: list[int] = []
     while remaining:
         front = [remaining[i] for i in nondominated_rows(points[remaining])]
-        spread = crowding(points[front])
-        order += [front[i] for i in sorted(range(len(front)), key=lambda i: (-spread[i], front[i]))]
-        taken = set(front)
-        remaining = [i for i in remaining if i not in taken]
+        taken = [min(front, key=lambda i: (scaled[i, 0], i))]
+        rest = [i for i in front if i != taken[0]]
+        while rest:
+            gaps = [min(float(np.linalg.norm(scaled[i] - scaled[j])) for j in taken) for i in rest]
+            taken.append(rest.pop(int(np.argmax(gaps))))
+        order += taken
+        remaining = [i for i in remaining if i not in set(front)]
     return order
 
 
 @dataclass(frozen=True)
 class MOASHA:
-    """Who goes on at a rung. ``objectives`` and ``maximize``: the study's, in order."""
+    """Who goes on at a rung. ``objectives`` and ``maximize``: the study's, the one training
+    measures (accuracy) first."""
     rungs: tuple[int, ...]
     eta: int
     objectives: tuple[str, ...]
@@ -135,4 +128,5 @@ def stopper_for(method: str, rungs: tuple[int, ...], eta: int, objectives: tuple
     """The rule a run stops trials by, or None (``--early-stop none``: every trial trains to the end)."""
     if method == "none" or not rungs:
         return None
-    return MOASHA(rungs, eta, objectives, tuple(REGISTRY[n].direction == "maximize" for n in objectives))
+    first = sorted(objectives, key=lambda n: REGISTRY[n].cheap)  # what training measures leads the epsilon-net
+    return MOASHA(rungs, eta, tuple(first), tuple(REGISTRY[n].direction == "maximize" for n in first))

@@ -323,6 +323,7 @@ class Tracker:
             Metric("complete_trials", len(complete), now, step),
             Metric("over_budget_trials", rejected_count(study), now, step),
             Metric("failed_trials", len(failed), now, step),
+            Metric("stopped_trials", len(study.get_trials(deepcopy=False, states=(TS.PRUNED,))), now, step),
             Metric("front_size", len(front), now, step)])
         c.log_dict(self._parent, self.config.as_dict(), "config.json")
         c.log_text(self._parent, render(front_rows(study), "csv") + "\n", "front.csv")
