@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -199,13 +199,15 @@ class HybridSampler(optuna.samplers.BaseSampler):
         known = c.cheap.values()
         return tuple(known[n] for n in names if n in known)  # compared in objective order
 
-    def _pool(self, names: list[str], history: list[dict]) -> _Pool:
+    def _pool(self, names: list[str], history: list[dict], started: bool) -> _Pool:
+        """Candidates to screen: ``history`` (the finished trials' parameters) seeds the mutations;
+        before the model has ``started``, one random network."""
         if self.listable:
             if self.listed is None:
                 combos = itertools.product(*self.screen.choices.values())
                 self.listed = self._networks([dict(zip(self.screen.choices, c)) for c in combos], names)
             return self.listed
-        if len(history) < self.startup:
+        if not started:
             return self._networks([self._random_params()], names)
         parents = [history[i] for i in self.rng.integers(len(history), size=self.pool // 2)]
         fresh = [self._random_params() for _ in range(self.pool - len(parents))]
@@ -220,10 +222,13 @@ class HybridSampler(optuna.samplers.BaseSampler):
         # a rejected trial's values stand in for figures never measured: the model learns nothing from them
         done = [(t, c) for t, c in described
                 if c is not None and t.state == TrialState.COMPLETE and not attrs.rejected(t)]
-        # stopped early at a rung: the accuracy it reached is an observation too (a pessimistic one)
-        stopped = [(t, c) for t, c in described
-                   if c is not None and t.state == TrialState.PRUNED and _reached(t) is not None]
-        pool = self._pool(names, [t.params for t, _ in done])
+        # A trial stopped early (PRUNED) is never proposed again (``tried``) and counts toward the
+        # random start-up, but its accuracy at the rung does not enter the model: measured, rung
+        # accuracy ranked networks no better than chance after one epoch, and fed to the model it
+        # made every region that early stopping had visited look bad (docs/early-stopping.md).
+        stopped = sum(t.state == TrialState.PRUNED for t, _ in described)
+        started = len(done) + stopped >= self.startup and len(done) >= 2
+        pool = self._pool(names, [t.params for t, _ in done], started)
         pool = pool.take([i for i, k in enumerate(pool.keys) if k not in tried])
         within = self._within(pool)
         for _ in range(EXTRA_POOLS if self.screen.budgets and not self.listable and not within.keys else 0):
@@ -235,9 +240,9 @@ class HybridSampler(optuna.samplers.BaseSampler):
         if not within.keys:  # nothing untried within budget: let the trial say so (rejected, counted)
             return pool.params[0] if pool.keys else self._random_params()
         pool = within
-        if len(done) + len(stopped) < self.startup or not done:
+        if not started:
             return pool.params[self.rng.integers(len(pool.keys))]
-        return pool.params[int(np.argmax(self._scores(study, names, done, pool, stopped)))]
+        return pool.params[int(np.argmax(self._scores(study, names, done, pool)))]
 
     def _within(self, pool: _Pool) -> _Pool:
         """The candidates of ``pool`` within the budgets."""
@@ -247,21 +252,13 @@ class HybridSampler(optuna.samplers.BaseSampler):
                           if over_budget(self._describe(p).cheap, self.screen.budgets) is None])  # type: ignore[union-attr]
 
     @staticmethod
-    def _scores(study: optuna.Study, names: list[str], done: list, pool: _Pool,
-                stopped: Sequence = ()) -> np.ndarray:
-        """Each pool candidate's expected hypervolume improvement over the front of ``done``. The
-        model of the one objective measured by training also learns from the ``stopped`` trials'
-        accuracy at the rung where they stopped (below what they would have reached: it steers
-        away from what early stopping judged dominated)."""
+    def _scores(study: optuna.Study, names: list[str], done: list, pool: _Pool) -> np.ndarray:
         cheap_names = [n for n in names if n in pool.metrics]
         costly = [i for i, n in enumerate(names) if n not in pool.metrics]
         if len(costly) > 1:
             raise ValueError(f"the hybrid sampler models one objective not known before training; "
                              f"got {', '.join(names[i] for i in costly)}")
-        i = costly[0] if costly else -1
-        maximize = i >= 0 and study.directions[i] == optuna.study.StudyDirection.MAXIMIZE
-        stopped = list(stopped) if maximize else []  # a rung reads accuracy, not another costly figure
-        seen = _Pool.of([(t.params, c) for t, c in [*done, *stopped]])
+        seen = _Pool.of([(t.params, c) for t, c in done])
         raw = np.vstack([seen.cheap, pool.cheap])
         columns = [pool.metrics.index(n) for n in cheap_names]
         cheap = raw[:, columns] / np.maximum(raw[:, columns].max(0), 1e-12)
@@ -271,22 +268,17 @@ class HybridSampler(optuna.samplers.BaseSampler):
         logs = np.log(np.maximum(raw, 1e-12))
         logs = (logs - logs.mean(0)) / (logs.std(0) + 1e-12)
         x = np.hstack([np.vstack([seen.features, pool.features]), logs])
-        n, m = len(done), len(done) + len(stopped)
+        n = len(done)
         if not costly:  # everything is known: the score is the plain improvement
             front = nondominated(cheap[:n])
-            return improvement(cheap[m:], front)
-        err = np.clip([1 - t.values[i] if maximize else t.values[i] for t, _ in done]
-                      + [1 - _reached(t) for t, _ in stopped], 1e-4, 1)  # type: ignore[operator]
+            return improvement(cheap[n:], front)
+        i = costly[0]
+        maximize = study.directions[i] == optuna.study.StudyDirection.MAXIMIZE
+        err = np.clip([1 - t.values[i] if maximize else t.values[i] for t, _ in done], 1e-4, 1)
         # the model fits log error: good networks differ by fractions of a point, broken ones by tens
-        mu, sd = _GP(x[:m], np.log(err)).predict(x[m:])
-        front = nondominated(np.column_stack([err[:n], cheap[:n]]))
-        return expected_improvement(mu, sd, cheap[m:], front)
-
-
-def _reached(trial: FrozenTrial) -> float | None:
-    """The validation accuracy a trial stopped early had reached (at its rung)."""
-    accuracies = Metrics.from_attrs(trial.user_attrs).epoch_accuracy
-    return accuracies[-1] if accuracies else None
+        mu, sd = _GP(x[:n], np.log(err)).predict(x[n:])
+        front = nondominated(np.column_stack([err, cheap[:n]]))
+        return expected_improvement(mu, sd, cheap[n:], front)
 
 
 def screen_for(space: Space, evaluation: Evaluation, budgets: tuple[Budget, ...] = ()) -> Screen:

@@ -81,3 +81,24 @@ def test_hybrid_on_the_mobile_space_screens_a_pool_per_ask():
         screened.append(study.trials[-1].user_attrs["screened"])
     assert len(genotypes) == 6
     assert screened[3] - screened[2] >= 4  # after the start-up, each ask screens a pool
+
+
+def test_trials_stopped_early_end_the_start_up_but_not_the_models_data():
+    """Under early stopping few trials finish: the start-up counts the stopped ones too (else the
+    sampler stays random all run), and the model is fitted on finished trials only."""
+    space = get_space("mobile")
+    sampler = HybridSampler(screen_for(space, evaluation_for(Evaluated.TRAINED, "digits")), seed=0, startup=4, pool=6)
+    study = optuna.create_study(directions=["maximize", "minimize", "minimize"], sampler=sampler)
+    study.set_metric_names(["accuracy", "latency_ms", "macs"])
+    screened = []
+    for i in range(7):
+        trial = study.ask()
+        space.sample(trial, (1, 8, 8))
+        c = sampler.described[tuple(trial.params[n] for n in space.choices())]
+        if i in (0, 1, 5):
+            study.tell(trial, [0.9 - i / 100, c.cheap.latency_ms, c.cheap.macs])
+        else:  # stopped at a rung
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        screened.append(study.trials[-1].user_attrs["screened"])
+    assert screened[3] - screened[2] <= 1  # start-up: one random network an ask
+    assert screened[4] - screened[3] >= 4  # 2 finished + 2 stopped = the start-up: a pool from here on
