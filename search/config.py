@@ -127,7 +127,7 @@ class RunConfig:
                                              f"epochs --min-epochs x --eta^k, a trial goes on only in the top 1/eta "
                                              f"of its rung by non-dominated sorting on accuracy and the cheap "
                                              f"objectives; docs/early-stopping.md)", metavar="METHOD")
-    min_epochs: int = option(3, "with --early-stop mo-asha: the first rung, in epochs")
+    min_epochs: int = option(1, "with --early-stop mo-asha: the first rung, in epochs")
     eta: int = option(3, "with --early-stop mo-asha: each rung keeps 1/eta of the trials that reach it, and the "
                          "next rung is eta times as many epochs")
     seed: int = option(0, "seed of the sampler and of training, 0 to 2^32 - 1")
