@@ -8,12 +8,12 @@ from hwnas.search.study import journal_path, load_study
 
 @pytest.mark.slow
 def test_run_front_and_continue(cli, tmp_path):
-    r = cli("run", "--trials", "6", "--epochs", "1", "--study", "s", "--dir", str(tmp_path), "--sampler", "random")
+    r = cli("run", "--trials", "4", "--epochs", "1", "--study", "s", "--dir", str(tmp_path), "--sampler", "random")
     assert r.returncode == 0, r.stderr
-    assert "[6/6]" in r.stderr and "genotype" in r.stdout
+    assert "[4/4]" in r.stderr and "genotype" in r.stdout
     study = load_study(str(tmp_path), "s")
     complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
-    assert len(complete) == 6
+    assert len(complete) == 4
     assert all({"genotype", "accuracy", "test_accuracy", "macs", "params", "latency_ms"} <= t.user_attrs.keys()
                for t in complete)
 
@@ -29,13 +29,13 @@ def test_run_front_and_continue(cli, tmp_path):
         assert row["genotype"] == t.user_attrs["genotype"]
 
     # The same command with more trials continues the study up to that many COMPLETE trials.
-    r = cli("run", "--trials", "8", "--epochs", "1", "--study", "s", "--dir", str(tmp_path), "--sampler", "random",
+    r = cli("run", "--trials", "5", "--epochs", "1", "--study", "s", "--dir", str(tmp_path), "--sampler", "random",
             "--workers", "1")  # in this process: the first run went through Ray
     assert r.returncode == 0, r.stderr
     study = load_study(str(tmp_path), "s")
-    assert len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 8
+    assert len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 5
     # reseeded on continuation: no replay of the first random asks
-    assert study.trials[6].params != study.trials[0].params
+    assert study.trials[4].params != study.trials[0].params
 
 
 @pytest.mark.slow
@@ -47,6 +47,7 @@ def test_continuing_with_other_objectives_is_refused(cli, tmp_path):
     assert journal_path(str(tmp_path), "s").read_bytes() == before
 
 
+@pytest.mark.slow  # MobileNets at 224 take seconds each: out of the fast subset
 @pytest.mark.parametrize("name,params", [("mobilenet_v2", 3_504_872), ("mobilenet_v3_large", 5_483_032)])
 def test_inspect_named(cli, name, params):
     # a small throughput batch: 32 MobileNets at 224 take seconds of eager torch on this machine

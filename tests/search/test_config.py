@@ -86,6 +86,7 @@ def test_gpu_options_that_cannot_work_are_refused(args, fragment):
 
 
 @pytest.mark.slow
+@pytest.mark.slow
 def test_config_file_round_trip(cli, tmp_path):
     """`search run --config <saved config.yaml>` is the same run as the flags that made it."""
     flags = ["--trials", "2", "--epochs", "1", "--sampler", "random", "--seed", "3", "--batch-size", "32", "--workers", "1",
