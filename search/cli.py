@@ -7,7 +7,7 @@ import signal
 import sys
 import time
 import warnings
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from hwnas.evaluators.metrics import BUDGETS
 
@@ -15,6 +15,9 @@ from .config import add_run_options, config_from_args
 from .errors import RunFailure, UsageError
 from .export import PICKS
 from .report import FORMATS, render
+
+if TYPE_CHECKING:
+    import optuna
 
 
 def _input_shape(text: str) -> tuple[int, int, int]:
@@ -35,7 +38,7 @@ def _positive(name: str, value: int) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .loop import run_search
-    from .pareto import candidates, front_rows, rejected_count
+    from .pareto import front_rows, rejected_count
     from .study import load_study
 
     config = config_from_args(args)
@@ -48,16 +51,27 @@ def cmd_run(args: argparse.Namespace) -> int:
         study = run_search(config)
     except KeyboardInterrupt:
         study = load_study(config.dir, config.study)
-        print(f"search: interrupted after {time.perf_counter() - t0:.1f} s: {len(candidates(study))} complete trials "
+        print(f"search: interrupted after {time.perf_counter() - t0:.1f} s: {_ended(study)} "
               f"kept{_over_budget(rejected_count(study))}; "
               f"trials in flight were abandoned and queued to run again. The same command continues. "
               f"Pareto front so far:", file=sys.stderr)
         print(render(front_rows(study), "table"))
         return 130
-    print(f"done: {config.trials} complete trials in {time.perf_counter() - t0:.1f} s"
-          f"{_over_budget(rejected_count(study))}; Pareto front:", file=sys.stderr)
+    print(f"done: {_ended(study)} in {time.perf_counter() - t0:.1f} s{_over_budget(rejected_count(study))}; "
+          f"Pareto front:", file=sys.stderr)
     print(render(front_rows(study), "table"))
     return 0
+
+
+def _ended(study: optuna.Study) -> str:
+    """The study's ended trials in words: complete ones, and those stopped early if any."""
+    from . import attrs
+
+    trials = study.get_trials(deepcopy=False)
+    trained, ended = len(attrs.trained(trials)), len(attrs.ended(trials))
+    if ended == trained:
+        return f"{trained} complete trials"
+    return f"{ended} trials ended ({trained} trained, {ended - trained} stopped early)"
 
 
 def _over_budget(n: int) -> str:

@@ -194,7 +194,7 @@ def test_kill_9_with_early_stopping_then_the_same_command_finishes(tmp_path):
     before = {t.number: t.state for t in load_study(str(tmp_path), "k").trials if t.state in (Complete, Pruned)}
     r = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
-    assert "stopped at epoch" in r.stderr
+    assert "stopped at epoch" in r.stderr and "done: 8 trials ended (" in r.stderr and "stopped early)" in r.stderr
     study = load_study(str(tmp_path), "k")
     assert {t.number: t.state for t in study.trials if t.number in before} == before  # nothing lost
     _check_study(study, 8)
