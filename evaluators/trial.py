@@ -205,7 +205,7 @@ def _train(model: Network, spec: TrialSpec, data: Dataset, m: Metrics) -> tuple[
                       spec.resume.state if spec.resume else None)
     stop = next((r for r in spec.recipe.rungs if r > trainer.epoch), spec.recipe.epochs)
     accuracies = list(m.epoch_accuracy or [])
-    while trainer.epoch < min(stop, spec.recipe.epochs):
+    while trainer.epoch < stop:
         trainer.train_epoch(train_split, augment)
         accuracies.append(accuracy_of(trainer.model, val_split, spec.device))
     memory = max(m.gpu_memory_mb or 0.0, torch.cuda.max_memory_allocated(spec.device) / 2**20) if gpu else None

@@ -86,7 +86,6 @@ def promotion_order(points: np.ndarray) -> list[int]:
 class MOASHA:
     """Who goes on at a rung. ``objectives`` and ``maximize``: the study's, the one training
     measures (accuracy) first."""
-    rungs: tuple[int, ...]
     eta: int
     objectives: tuple[str, ...]
     maximize: tuple[bool, ...]
@@ -129,4 +128,4 @@ def stopper_for(method: str, rungs: tuple[int, ...], eta: int, objectives: tuple
     if method == "none" or not rungs:
         return None
     first = sorted(objectives, key=lambda n: REGISTRY[n].cheap)  # what training measures leads the epsilon-net
-    return MOASHA(rungs, eta, tuple(first), tuple(REGISTRY[n].direction == "maximize" for n in first))
+    return MOASHA(eta, tuple(first), tuple(REGISTRY[n].direction == "maximize" for n in first))

@@ -34,6 +34,7 @@ from .feasible import announce, check_feasible
 
 Complete, Running = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING
 Pruned = optuna.trial.TrialState.PRUNED
+ENDED = (Complete, Pruned)  # what counts toward --trials (attrs.ended): trained, or stopped early
 # Trials that fail one after another, with no COMPLETE between, before the run stops: a fault
 # every trial hits (a bad option, a broken node) would otherwise fail trials forever.
 FAILURES_IN_A_ROW = 20
@@ -49,7 +50,7 @@ class _Failures:
         self.reasons: Counter[str] = Counter()
 
     def told(self, trial: optuna.trial.FrozenTrial) -> None:
-        if trial.state in (Complete, Pruned):
+        if trial.state in ENDED:
             if not attrs.rejected(trial):  # a rejected candidate neither fails nor shows the trials work
                 self.reasons.clear()
             return
@@ -67,7 +68,7 @@ class _Rejections:
         self.count, self.closest = 0, Closest(budgets)
 
     def told(self, trial: optuna.trial.FrozenTrial) -> None:
-        if trial.state not in (Complete, Pruned):
+        if trial.state not in ENDED:
             return
         if not attrs.rejected(trial):
             self.count = 0
@@ -145,9 +146,9 @@ def _twin(study: optuna.Study, number: int, genotype: str) -> optuna.trial.Froze
     """The first other trial of ``genotype`` that ended (COMPLETE, or stopped early: PRUNED), or
     else RUNNING with a lower number (so of two trials that drew one network at once, the later
     waits for the earlier)."""
-    twins = [t for t in study.get_trials(deepcopy=False, states=(Complete, Pruned, Running))  # a rejected one was not
+    twins = [t for t in study.get_trials(deepcopy=False, states=(*ENDED, Running))  # a rejected one was not
              if t.number != number and t.user_attrs.get(attrs.GENOTYPE) == genotype and not attrs.rejected(t)]
-    complete = [t for t in twins if t.state in (Complete, Pruned)]
+    complete = [t for t in twins if t.state in ENDED]
     running = [t for t in twins if t.state == Running and t.number < number]
     return min(complete or running, key=lambda t: t.number, default=None)
 
@@ -187,7 +188,7 @@ def _optimize(study: optuna.Study, config: RunConfig, space: Space, evaluation: 
             with quiet.training():
                 for number, (trial, genotype, original) in list(waiting.items()):
                     first = study.get_trials(deepcopy=False)[original]
-                    if first.state in (Complete, Pruned) and not attrs.rejected(first):
+                    if first.state in ENDED and not attrs.rejected(first):
                         duplicate(trial, first)
                     elif first.state == Running or len(in_flight) >= executor.capacity:
                         continue
@@ -196,7 +197,7 @@ def _optimize(study: optuna.Study, config: RunConfig, space: Space, evaluation: 
                     del waiting[number]
                 # Counted in the storage, so two `search run`s on one study share the work; a
                 # candidate rejected over a budget does not count.
-                trials = study.get_trials(deepcopy=False, states=(Complete, Pruned, Running))
+                trials = study.get_trials(deepcopy=False, states=(*ENDED, Running))
                 done = len(attrs.ended(trials))
                 running = sum(t.state == Running for t in trials)
                 if done >= config.trials and not in_flight and not waiting:
@@ -209,7 +210,7 @@ def _optimize(study: optuna.Study, config: RunConfig, space: Space, evaluation: 
                     del in_flight[trial.number]
                     # an equal genotype is not trained again, whichever process drew it first
                     twin = _twin(study, trial.number, genotype)
-                    if twin is not None and twin.state in (Complete, Pruned):
+                    if twin is not None and twin.state in ENDED:
                         done += duplicate(trial, twin)
                     elif twin is not None:
                         waiting[trial.number] = (trial, genotype, twin.number)

@@ -64,12 +64,8 @@ def tell_stopped(study: optuna.Study, trial: optuna.trial.Trial, metrics: Metric
                  summary: str | None = None) -> optuna.trial.FrozenTrial:
     """A trial early stopping stopped at a rung: what it reached (its cheap figures, the accuracy
     per epoch, the rung, the training time), told PRUNED: never on the front, never retrained."""
-    reached = metrics.cheap().merged(Metrics(epoch_accuracy=metrics.epoch_accuracy,
-                                             stopped_epoch=len(metrics.epoch_accuracy or ()),
-                                             train_seconds=metrics.train_seconds,
-                                             train_precision=metrics.train_precision,
-                                             gpu_memory_mb=metrics.gpu_memory_mb))
-    _store(trial, reached, budgets, summary)
+    # a pause's figures are those already (evaluators.trial._train): the rung is added
+    _store(trial, metrics.merged(Metrics(stopped_epoch=len(metrics.epoch_accuracy or ()))), budgets, summary)
     return study.tell(trial, state=optuna.trial.TrialState.PRUNED)
 
 

@@ -68,7 +68,7 @@ def _study_with_rung(accuracies_and_costs):
 
 
 def test_moasha_keeps_the_top_third_of_a_rung_by_non_dominated_sorting():
-    rule = MOASHA((1,), 3, ("accuracy", "latency_ms"), (True, False))
+    rule = MOASHA(3, ("accuracy", "latency_ms"), (True, False))
     # a rung with fewer than eta trials stops nothing
     study, numbers = _study_with_rung([(0.5, 1.0), (0.9, 1.0)])
     assert rule.promote(study, numbers[0], 1)
