@@ -4,7 +4,7 @@ this module says what that kind offers on one data set."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from hwnas.spaces import Evaluated
@@ -75,10 +75,16 @@ class Trained:
     screened: Extras = Extras()  # the costs beyond counts and latency a screen takes (objectives', budgets')
     metrics: tuple[str, ...] = metrics.TRAINED
     local: bool = False
+    # trials are timed elsewhere (--latency-on): a screen's latency times this reads as there
+    latency_scale: float = 1.0
 
     def screen(self, genotype: str) -> Metrics:
-        return screen(genotype, self.dataset, self.data_dir, self.recipe, self.device, self.runtime,
-                      self.throughput_batch, self.screened)
+        m = screen(genotype, self.dataset, self.data_dir, self.recipe, self.device, self.runtime,
+                   self.throughput_batch, self.screened)
+        if self.latency_scale == 1.0:
+            return m
+        return replace(m, latency_ms=m.latency_ms * self.latency_scale if m.latency_ms is not None else None,
+                       throughput=m.throughput / self.latency_scale if m.throughput is not None else None)
 
     @property
     def evaluate(self) -> Callable[[TrialSpec], TrialResult]:

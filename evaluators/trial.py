@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import functools
-import io
-import statistics
 import time
 from dataclasses import dataclass
 
@@ -12,26 +10,15 @@ import torch
 
 from hwnas.spaces import Network, build, parse
 
-from . import quiet
+from . import quiet, timer
 from .budgets import Budget, over_budget
 from .cost import count_macs, count_params
 from .data import Dataset, crop_flip, load_dataset, prepare
 from .early_exit import exit_metrics
-from .latency import SHORT, measure_latency, time_runs
 from .memory import peak_memory_mb
 from .metrics import ALL_EXTRAS, REGISTRY, Extras, Metrics
-from .reference import reference_forward
-from .runtimes import (
-    CALIBRATION_IMAGES,
-    DEFAULT_RUNTIME,
-    SCREENED_IN,
-    THROUGHPUT_BATCH,
-    Shipped,
-    accuracy_in,
-    is_int8,
-    runtime_costs,
-    ship,
-)
+from .runtimes import CALIBRATION_IMAGES, DEFAULT_RUNTIME, SCREENED_IN, THROUGHPUT_BATCH, accuracy_in, is_int8, ship
+from .timer import How, weights_of
 from .training import Recipe, Trainer, accuracy_of
 
 
@@ -107,45 +94,17 @@ def device_data(spec: TrialSpec) -> tuple[Split, Split]:
     return _on_device(spec.dataset, spec.data_dir, r.resolution, r.train_subset, spec.device)
 
 
-def cheap_metrics(model: torch.nn.Module, input_shape: tuple[int, int, int], device: str, threads: int,
+def cheap_metrics(model: Network, input_shape: tuple[int, int, int], device: str, threads: int,
                   runtime: str = DEFAULT_RUNTIME, throughput_batch: int = THROUGHPUT_BATCH,
                   calibration: np.ndarray | None = None, short: bool = False, extras: Extras = ALL_EXTRAS) -> Metrics:
-    """What is known before training: exact size, cost and memory, and latency, throughput and file
-    size measured in ``runtime`` (``short``: a screening's few runs; ``extras``: which costs beyond
-    counts and latency). Only the timing waits for a quiet phase (counting needs none, and every
-    ms of quiet pauses the other trials)."""
+    """What is known before training: exact size, cost and memory, counted here, and latency,
+    throughput and file size measured in ``runtime`` where the installed timer times
+    (``evaluators.timer``; ``short``: a screening's few runs; ``extras``: which costs beyond counts
+    and latency)."""
     memory = peak_memory_mb(model, input_shape, 1 if is_int8(runtime) else 4) if extras.peak_memory else None
     counted = Metrics(params=count_params(model), macs=count_macs(model, input_shape), peak_memory_mb=memory)
-    if runtime == DEFAULT_RUNTIME and device != "cpu":  # a GPU: CUDA-event latency, as before
-        with quiet.measuring():
-            lat = measure_latency(model, input_shape, device, threads=threads, **(SHORT if short else {}))
-            rate = _cuda_throughput(model, input_shape, device, throughput_batch) if extras.throughput else None
-        return counted.merged(Metrics(latency_ms=lat.median_ms, latency_threads=lat.threads, latency_runs=lat.runs,
-                                      latency_realtime=lat.realtime, latency_runtime=runtime, throughput=rate,
-                                      model_kb=len(ship(model, input_shape, runtime).file) / 1024))
-    # torch runs the module itself: its file (weights.pt) is made only to be weighed
-    weighed = extras.model_size or runtime != DEFAULT_RUNTIME
-    shipped = ship(model, input_shape, runtime, calibration) if weighed else Shipped(runtime, b"")
-    reference_forward(runtime, input_shape, threads)  # built (once a process) before the quiet phase
-    with quiet.measuring():
-        costs = runtime_costs(model, input_shape, shipped, threads, throughput_batch, short, extras)
-    model.to(device)
-    return counted.merged(costs)
-
-
-def _cuda_throughput(model: torch.nn.Module, input_shape: tuple[int, int, int], device: str, batch: int) -> float:
-    """Images a second at ``batch`` on a GPU, timed with CUDA events (untried: no GPU here yet)."""
-    model = model.to(device).eval()
-    x = torch.randn(batch, *input_shape, device=device)
-    with torch.inference_mode():
-        times = time_runs(lambda: model(x), cuda=True, warmup=2, min_runs=5, min_seconds=0.0, warmup_seconds=0.0)
-    return batch / (statistics.median(times) / 1e3)
-
-
-def state_dict_bytes(model: torch.nn.Module) -> bytes:
-    buffer = io.BytesIO()
-    torch.save({k: v.cpu() for k, v in model.state_dict().items()}, buffer)
-    return buffer.getvalue()
+    how = How(threads, runtime, throughput_batch, short, extras)
+    return counted.merged(timer.current().costs(model, input_shape, device, how, calibration))
 
 
 def evaluate(spec: TrialSpec) -> TrialResult:
@@ -188,7 +147,7 @@ def evaluate(spec: TrialSpec) -> TrialResult:
                                       spec.device, spec.threads))
         else:  # one path: the expected cost is the cost
             m = m.merged(Metrics(expected_macs=m.macs, expected_latency_ms=m.latency_ms))
-        return TrialResult(m, state_dict_bytes(model), summary)
+        return TrialResult(m, weights_of(model), summary)
 
 
 def _train(model: Network, spec: TrialSpec, data: Dataset, m: Metrics) -> tuple[Metrics, Trainer]:

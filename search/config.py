@@ -145,6 +145,10 @@ class RunConfig:
     latency_table: str = option("", "a table space (nb201): the device, as a CSV of arch,latency_ms for every cell "
                                     "(shared/data/nb201-devices has four); its latency replaces the benchmark's",
                                 metavar="FILE.csv", identity=True)
+    latency_on: str | None = option(None, "time every candidate on the Ray node that advertises this custom "
+                                          "resource (a device that joined with `ray start --address HEAD:PORT "
+                                          "--resources '{\"NAME\": 1}'`), one at a time, while trials train on "
+                                          "the other nodes; needs --ray-address", metavar="RESOURCE", identity=True)
     # Not part of the identity: tightening a budget on a running study is natural; the front is
     # always read against the budgets of the latest run (search.pareto).
     budgets: tuple[Budget, ...] = option((), "bounds on costs known before training, one flag each "
@@ -214,6 +218,10 @@ class RunConfig:
         problem = runtime_problem(self.runtime)
         if problem:
             raise UsageError(problem)
+        if self.latency_on is not None and self.exits:  # the exits' dynamic latency is timed after training
+            raise UsageError("--exits is not timed on a --latency-on device yet; drop one of them")
+        if self.latency_on is not None and not self.latency_on.strip():
+            raise UsageError("--latency-on needs the name of a custom Ray resource, got an empty one")
         if self.runtime != "torch" and self.exits:
             raise UsageError("--exits is timed in torch only; drop --exits or use --runtime torch")
         if self.throughput_batch <= 0 or self.throughput_batch > 4096:
@@ -258,6 +266,9 @@ class RunConfig:
         if self.latency_table and space.evaluated is not Evaluated.TABLE:
             raise UsageError(f"--latency-table applies to table spaces (nb201); space {self.space} times its "
                              f"networks (see --runtime)")
+        if self.latency_on is not None and space.evaluated is not Evaluated.TRAINED:
+            raise UsageError(f"--latency-on applies to trained spaces; space {self.space} reads its latency from "
+                             f"its table (a device's table: --latency-table)")
         if self.runtime != "torch" and space.evaluated is not Evaluated.TRAINED:
             raise UsageError(f"--runtime applies to trained spaces; space {self.space} reads its latency from "
                              f"its table")

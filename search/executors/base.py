@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from hwnas.evaluators import TrialResult, TrialSpec, quiet
+from hwnas.evaluators import Metrics, TrialResult, TrialSpec, quiet
 
 Evaluate = Callable[[TrialSpec], TrialResult]
 
@@ -21,6 +21,12 @@ class Outcome:
 
     def retried(self, retries: int) -> Outcome:
         return replace(self, retries=retries)
+
+    def on_node(self, node: str) -> Outcome:
+        """The result with the node it trained on recorded (``train_node``)."""
+        if self.result is None or self.result.rejected:  # a rejected candidate never trained
+            return self
+        return replace(self, result=replace(self.result, metrics=self.result.metrics.merged(Metrics(train_node=node))))
 
 
 def run_one(spec: TrialSpec, evaluate: Evaluate) -> Outcome:
@@ -50,5 +56,9 @@ class Executor(Protocol):
 
     def driver_quiet(self) -> quiet.Quiet:
         """How the asking process's own work (screening, telling) keeps out of the trials' timings."""
+
+    def screen_scale(self, runtime: str, input_shape: tuple[int, int, int]) -> float:
+        """What a latency timed in the asking process (a sampler's screen) is multiplied by to read
+        as where trials are timed: 1, unless a device times them (``--latency-on``)."""
 
     def close(self) -> None: ...

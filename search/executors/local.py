@@ -1,6 +1,8 @@
 """Trials evaluated in this process, one at a time."""
 from __future__ import annotations
 
+import socket
+
 from hwnas.evaluators import TrialSpec, quiet
 
 from .base import Evaluate, Outcome, run_one
@@ -18,13 +20,16 @@ class LocalExecutor:
         self._pending.append(spec)
 
     def wait(self) -> list[Outcome]:
-        done = [run_one(spec, self._evaluate) for spec in self._pending]
+        done = [run_one(spec, self._evaluate).on_node(socket.gethostname()) for spec in self._pending]
         self._pending.clear()
         return done
 
     def driver_quiet(self) -> quiet.Quiet:
         """Nothing else runs beside this process's own work here."""
         return quiet.Alone()
+
+    def screen_scale(self, runtime: str, input_shape: tuple[int, int, int]) -> float:
+        return 1.0  # trials are timed here
 
     def close(self) -> None:
         pass

@@ -16,6 +16,7 @@ from hwnas.evaluators import TrialSpec, evaluate
 from .._private import ray_errors_to_stderr
 from ..errors import UsageError
 from .base import Evaluate, Outcome, run_one
+from .device import DeviceNode, OnDevice, find_device, node_label, start_timer
 from .quiet_gate import Gate, GateClient, driver_gpus
 
 MAX_RETRIES = 2
@@ -25,23 +26,26 @@ MAX_RETRIES = 2
 class TrialWorker:
     """Runs trials in one process: torch threads = its CPUs, the GPU Ray gave it if any."""
 
-    def __init__(self, gate: Any, who: int, cpus: int, evaluate: Evaluate) -> None:
+    def __init__(self, gate: Any, who: int, cpus: int, evaluate: Evaluate, device_timer: Any = None) -> None:
         import torch
 
-        from hwnas.evaluators import quiet
+        from hwnas.evaluators import quiet, timer
 
         torch.set_num_threads(cpus)
         gpus = ray.get_gpu_ids()  # Ray set CUDA_VISIBLE_DEVICES to them: "cuda" is this worker's GPU
         self.device = "cuda" if gpus else "cpu"
         self.evaluate = evaluate
+        self.node = node_label()
         quiet.install(GateClient(gate, who, gpus))
+        timer.install(OnDevice(device_timer) if device_timer is not None else timer.Here(self.node))
 
     @ray.method(concurrency_group="info")  # answers while a trial runs
     def pid(self) -> int:
         return os.getpid()
 
     def run(self, spec: TrialSpec, retries: int) -> Outcome:
-        return run_one(replace(spec, device=self.device), self.evaluate).retried(retries)
+        outcome = run_one(replace(spec, device=self.device), self.evaluate).retried(retries)
+        return outcome.on_node(self.node)
 
 
 def _reachable(address: str) -> None:
@@ -71,10 +75,14 @@ def _connect(address: str | None) -> None:
                          f"(token auth: set RAY_AUTH_MODE=token, and RAY_AUTH_TOKEN if the head uses one)") from None
 
 
-def _plan(workers: int | None, cpus: int | None, gpus: float | None) -> tuple[int, int, float]:
-    """Workers, CPUs and GPUs per trial, defaults filled from the cluster's resources."""
+def _plan(workers: int | None, cpus: int | None, gpus: float | None,
+          device: DeviceNode | None = None) -> tuple[int, int, float]:
+    """Workers, CPUs and GPUs per trial, defaults filled from the cluster's resources (less the
+    ``device``'s: its timer holds them)."""
     total = ray.cluster_resources()
     n_cpu, n_gpu = int(total.get("CPU", 0)), int(total.get("GPU", 0))
+    if device is not None:
+        n_cpu, n_gpu = n_cpu - device.cpus, n_gpu - device.gpus
     if gpus is None:
         gpus = 1.0 if n_gpu else 0.0
     if workers is None:
@@ -82,12 +90,13 @@ def _plan(workers: int | None, cpus: int | None, gpus: float | None) -> tuple[in
     if cpus is None:
         cpus = max(1, n_cpu // workers)
     # a worker that cannot be placed would hold its trial forever
+    besides = f" besides the device's (--latency-on {device.resource})" if device else ""
     if workers * cpus > n_cpu:
         raise UsageError(f"--workers {workers} x --cpus-per-trial {cpus} needs {workers * cpus} CPUs; "
-                         f"the Ray cluster has {n_cpu}")
+                         f"the Ray cluster has {n_cpu}{besides}")
     if workers * gpus > n_gpu:
         raise UsageError(f"--workers {workers} x --gpus-per-trial {gpus:g} needs {workers * gpus:g} GPUs; "
-                         f"the Ray cluster has {n_gpu}")
+                         f"the Ray cluster has {n_gpu}{besides}")
     return workers, cpus, gpus
 
 
@@ -97,15 +106,19 @@ class RayExecutor:
 
     def __init__(self, workers: int | None = None, address: str | None = None, cpus_per_trial: int | None = None,
                  gpus_per_trial: float | None = None, evaluate: Evaluate = evaluate,
-                 max_retries: int = MAX_RETRIES) -> None:
+                 max_retries: int = MAX_RETRIES, latency_on: str | None = None) -> None:
         import torch
 
         torch.set_num_threads(1)  # the workers own the cores; the asking process only asks, screens and tells
         self._owns_ray = not ray.is_initialized()
         if self._owns_ray:
             _connect(address)
+        self.device_timer = None  # the device's timer (--latency-on)
         try:
-            self.capacity, self.cpus, self.gpus = _plan(workers, cpus_per_trial, gpus_per_trial)
+            device = find_device(latency_on) if latency_on else None
+            self.capacity, self.cpus, self.gpus = _plan(workers, cpus_per_trial, gpus_per_trial, device)
+            if device:
+                self.device_timer = start_timer(device)
         except UsageError:
             self._disconnect()
             raise
@@ -113,6 +126,9 @@ class RayExecutor:
         where = "a local Ray" if address is None else f"the Ray cluster at {address}"
         self.description = (f"{where}, {self.capacity} workers x {self.cpus} CPU"
                             + (f" + {self.gpus:g} GPU" if self.gpus else ""))
+        if self.device_timer is not None:
+            self.description += (f"; latency timed on node {ray.get(self.device_timer.where.remote())} "
+                                 f"(--latency-on {latency_on})")
         self.gate = Gate.remote()  # type: ignore[attr-defined]
         self._count = 0
         self._idle = [self._new_worker() for _ in range(self.capacity)]
@@ -121,8 +137,18 @@ class RayExecutor:
     def _new_worker(self) -> tuple[Any, int]:
         self._count += 1
         options = TrialWorker.options(num_cpus=self.cpus, num_gpus=self.gpus)  # type: ignore[attr-defined]
-        worker = options.remote(self.gate, self._count, self.cpus, self.evaluate)
+        worker = options.remote(self.gate, self._count, self.cpus, self.evaluate, self.device_timer)
         return worker, self._count
+
+    def screen_scale(self, runtime: str, input_shape: tuple[int, int, int]) -> float:
+        """With --latency-on, what this process's screening latency is multiplied by to read as the
+        device's: the reference network's steady latency there over here (1 without a device)."""
+        if self.device_timer is None:
+            return 1.0
+        from hwnas.evaluators.reference import anchor_ms
+
+        return float(ray.get(self.device_timer.anchor.remote(runtime, input_shape, 1))) / anchor_ms(
+            runtime, input_shape, 1)
 
     def workers(self) -> list:
         """The live worker actors (a test kills one of them)."""
@@ -173,6 +199,8 @@ class RayExecutor:
         for worker in self.workers():
             ray.kill(worker)
         ray.kill(self.gate)
+        if self.device_timer is not None:
+            ray.kill(self.device_timer)
 
     def _disconnect(self) -> None:
         if self._owns_ray:

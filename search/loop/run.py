@@ -16,8 +16,10 @@ import optuna
 from hwnas.evaluators import Evaluation, TrialSpec, evaluation_for, quiet
 from hwnas.evaluators.budgets import Budget, Closest
 from hwnas.evaluators.data import DataError
+from hwnas.evaluators.evaluation import Trained
 from hwnas.evaluators.latency import device_problem
 from hwnas.evaluators.metrics import Extras, Metrics
+from hwnas.evaluators.runtimes import SCREENED_IN
 from hwnas.spaces import Space, get_space
 
 from .. import attrs
@@ -98,11 +100,17 @@ def run_search(config: RunConfig, executor: Executor | None = None, progress: bo
     problem = space.input_problem(evaluation.input_shape) if evaluation.input_shape else None
     if problem:
         raise UsageError(problem)
-    if config.budgets:  # before the study is touched: a budget nothing meets changes nothing
+    if config.budgets and not config.latency_on:  # before the study is touched: a budget nothing meets changes nothing
         check_feasible(space, evaluation, config.budgets, config.seed)
     executor = executor or make_executor(evaluation, config.workers, config.ray_address, config.cpus_per_trial,
-                                         config.gpus_per_trial, device=config.device)
+                                         config.gpus_per_trial, device=config.device, latency_on=config.latency_on)
     try:
+        if config.latency_on:  # screened here, timed on the device: a screen reads as the device
+            assert isinstance(evaluation, Trained)  # the config allows --latency-on on trained spaces only
+            scale = executor.screen_scale(SCREENED_IN[config.runtime], evaluation.input_shape)
+            evaluation = replace(evaluation, latency_scale=scale)
+            if config.budgets:
+                check_feasible(space, evaluation, config.budgets, config.seed)
         study = open_study(config, screen_for(space, evaluation, config.budgets), space)
         observers: list[Observer] = [*callbacks, FrontFiles(journal_path(config.dir, config.study).parent)]
         if track:

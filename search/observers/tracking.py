@@ -283,12 +283,13 @@ class Tracker:
             tags[attrs.REJECTED] = str(ta[attrs.REJECTED])[:5000]
         # tags, not params: a budget may change between runs of one study
         tags.update({b.key: f"{b.limit:g}" for b in cfg.budgets})
+        figures = Metrics.from_attrs(ta).values()
+        tags.update({k: v for k, v in figures.items() if isinstance(v, str)})  # where it ran, in what runtime
+        now = _ms(t.datetime_complete)
         genotype = ta.get(attrs.GENOTYPE, "")
         params = {attrs.GENOTYPE: genotype, **t.params, "dataset": cfg.dataset, "space": cfg.space,
                   "runtime": cfg.runtime,
                   **{f"recipe.{k}": v for k, v in dataclasses.asdict(cfg.recipe()).items()}}
-        now = _ms(t.datetime_complete)
-        figures = Metrics.from_attrs(ta).values()
         metrics = [Metric(k, float(v), now, 0) for k, v in figures.items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool)]
         # a per-epoch list as the metric's history, step = epoch (MLflow's chart of the run)

@@ -1,5 +1,5 @@
-"""Trials on a real Ray: a local one in this process, a `ray start --head` on loopback, and a
-worker process killed with a real signal during a run."""
+"""Trials on a real Ray: a local one in this process, a two-node cluster on loopback (a head and a
+device), and a worker process killed with a real signal during a run."""
 import functools
 import logging
 import os
@@ -56,6 +56,20 @@ def test_workers_that_cannot_be_placed_are_refused(local_ray):
     with pytest.raises(UsageError, match="needs 1 GPUs; the Ray cluster has 0"):
         RayExecutor(workers=1, gpus_per_trial=1)
     assert ray.is_initialized()  # a Ray it did not start is left alone
+
+
+def test_a_device_s_cpus_are_not_the_trials(local_ray):
+    """The device's timer holds its node's CPUs: workers are planned on what is left, and a
+    resource no node advertises is refused, saying how a device joins."""
+    from hwnas.search.executors.device import DeviceNode, find_device
+    from hwnas.search.executors.ray import _plan
+
+    assert _plan(None, None, None, DeviceNode("board", "n", 1, 0)) == (1, 1, 0.0)  # of the local Ray's 2
+    with pytest.raises(UsageError, match=r"needs 2 CPUs; the Ray cluster has 1 besides the device's "
+                                         r"\(--latency-on board\)"):
+        _plan(2, None, None, DeviceNode("board", "n", 1, 0))
+    with pytest.raises(UsageError, match="advertises the resource 'phone'.*--resources '{\"phone\": 1}'"):
+        find_device("phone")
 
 
 def test_faults_fail_the_trial_and_a_dead_worker_is_retried(local_ray):
@@ -227,36 +241,55 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_search_joins_a_ray_head_on_loopback(cli, tmp_path):
+def ray_start(args: list[str], env: dict, temp_dir: str) -> subprocess.Popen:
+    """A Ray node of this test's own, up when this returns. --block: its processes are this one's
+    children, stopped with it (`ray stop` would stop every Ray on the machine, other users' too)."""
+    node = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "ray"), "start", "--block",
+                             "--node-ip-address", "127.0.0.1", "--disable-usage-stats", *args],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    deadline = time.monotonic() + 90
+    assert node.stdout is not None
+    for line in node.stdout:  # it says so once it is up, then blocks
+        if "Ray runtime started" in line:
+            threading.Thread(target=node.stdout.read, daemon=True).start()  # a full pipe would stall it
+            return node
+        assert time.monotonic() < deadline, f"ray start {' '.join(args)} did not come up"
+    raise AssertionError(f"ray start {' '.join(args)} exited with {node.wait()}")
+
+
+def test_a_search_on_two_nodes_trains_on_one_and_times_on_the_device(cli, tmp_path):
+    """A head, and a second node on loopback advertising the custom resource "board" (as a device
+    joins): trials train on the head, and every candidate is timed on the board."""
     port = free_port()
     temp_dir = tempfile.mkdtemp(prefix="ray")  # short: Ray's socket paths must fit in 107 bytes
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": os.urandom(16).hex()}
-    # --block: the head's processes are this one's children, stopped with it (`ray stop` would
-    # stop every Ray on the machine, other users' too)
-    head = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "ray"), "start", "--head", "--block",
-                             "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "2",
-                             "--disable-usage-stats", "--include-dashboard", "false",
-                             "--temp-dir", temp_dir], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    nodes = []
     try:
-        deadline = time.monotonic() + 90
-        while True:  # the head listens once it is up
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert head.poll() is None and time.monotonic() < deadline, "ray start --head did not come up"
-                time.sleep(0.2)
+        nodes.append(ray_start(["--head", "--port", str(port), "--num-cpus", "2", "--include-dashboard", "false",
+                                "--temp-dir", temp_dir], env, temp_dir))
+        nodes.append(ray_start(["--address", f"127.0.0.1:{port}", "--num-cpus", "1",
+                                "--resources", '{"board": 1}'], env, temp_dir))
         r = cli("run", "--trials", "3", "--epochs", "1", "--workers", "2", "--study", "s", "--dir", str(tmp_path),
-                "--sampler", "random", "--ray-address", f"127.0.0.1:{port}", env=env)
+                "--sampler", "hybrid", "--ray-address", f"127.0.0.1:{port}", "--latency-on", "board",
+                "--max-latency-ms", "50", env=env)
         assert r.returncode == 0, r.stderr
-        assert f"the Ray cluster at 127.0.0.1:{port}, 2 workers x 1 CPU" in r.stderr and "[3/3]" in r.stderr
+        # the board's CPU is its timer's: both workers train on the head's two
+        assert f"the Ray cluster at 127.0.0.1:{port}, 2 workers x 1 CPU; latency timed on node " in r.stderr
+        board = r.stderr.split("latency timed on node ")[1].split()[0]  # found by its resource
+        assert "[3/3]" in r.stderr
         study = load_study(str(tmp_path), "s")
         done = study.get_trials(states=(Complete,))
         assert len(done) == 3 and all(t.user_attrs["device"] == "cpu" for t in done)
+        # ...and recorded by the timer from where it ran
+        assert {t.user_attrs["latency_node"] for t in done} == {board}
+        trained_on = {t.user_attrs["train_node"] for t in done}
+        assert len(trained_on) == 1 and board not in trained_on
+        assert all(t.user_attrs["latency_ms"] > 0 and t.user_attrs["latency_anchor_ms"] > 0 for t in done)
     finally:
-        head.terminate()
-        head.wait(timeout=60)
+        for node in reversed(nodes):
+            node.terminate()
+            node.wait(timeout=60)
         shutil.rmtree(temp_dir, ignore_errors=True)
     r = cli("run", "--trials", "1", "--study", "t", "--dir", str(tmp_path), "--ray-address", f"127.0.0.1:{port}")
     assert r.returncode == 2 and "cannot reach a Ray cluster" in r.stderr and "Traceback" not in r.stderr
