@@ -10,10 +10,15 @@ It also prints the hybrid sampler's time per trial (ask + tell, setup included).
     OMP_NUM_THREADS=1 python benchmarks/search_quality.py [--seeds 10] [--trials 200]
         [--datasets cifar10,cifar100,imagenet] [--costs latency_ms,params]
         [--samplers hybrid,random,nsga2,tpe] [--format table|json|csv]
+        [--devices shared|a.csv,b.csv|none]
+
+``--devices shared --datasets none``: the device cases alone: cifar10 accuracy vs latency on each
+device table, the hybrid sampler reading the whole table and predicting it (--predict-latency).
 """
 from __future__ import annotations
 
 import argparse
+import glob
 import os
 import statistics
 import sys
@@ -27,11 +32,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 
-from hwnas.evaluators import evaluation_for  # noqa: E402
+from hwnas.evaluators import Recipe, TrialSpec, evaluation_for, tabular  # noqa: E402
+from hwnas.evaluators.device_table import device_latencies  # noqa: E402
 from hwnas.evaluators.tabular import load_table, lookup  # noqa: E402
+from hwnas.search.loop.trial import tell_complete  # noqa: E402
 from hwnas.search.pareto import hypervolume  # noqa: E402
 from hwnas.search.report import FORMATS, render  # noqa: E402
-from hwnas.search.samplers.hybrid import HybridSampler, screen_for
+from hwnas.search.samplers.hybrid import HybridSampler, screen_for  # noqa: E402
 from hwnas.spaces import (
     Evaluated,  # noqa: E402
     get_space,  # noqa: E402
@@ -43,6 +50,7 @@ PLAIN = {
     "nsga2": lambda seed: optuna.samplers.NSGAIISampler(seed=seed),
     "tpe": lambda seed: optuna.samplers.TPESampler(multivariate=True, seed=seed),
 }
+DEVICES = Path(__file__).resolve().parents[2] / "shared" / "data" / "nb201-devices"
 
 
 def table_hv(dataset: str, cost: str) -> tuple[float, float]:
@@ -74,6 +82,47 @@ def search(sampler_name: str, dataset: str, cost: str, seed: int, trials: int) -
             "screened": study.trials[-1].user_attrs.get("screened", 0)}
 
 
+def device_hv(dataset: str, table_path: str) -> tuple[float, float]:
+    """HV* of the whole table against a device's latency, and the largest latency there."""
+    device, rows = device_latencies(table_path), load_table(dataset)
+    top = max(device.values())
+    return hypervolume(np.array([[1 - r.value("accuracy"), device[c] / top] for c, r in rows.items()])), top
+
+
+def device_search(dataset: str, table_path: str, predict: bool, seed: int, trials: int) -> np.ndarray:
+    """The hybrid sampler against a device's latency table, as `search run --latency-table` runs
+    it: each trial told through the loop's own ``tell_complete`` (every figure stored, the
+    prediction's error too); ``predict``: the screen predicts the device's latency from the
+    cells timed so far (--predict-latency) instead of reading the whole table."""
+    space = get_space("nb201")
+    evaluation = evaluation_for(Evaluated.TABLE, dataset, latency_table=table_path, predict_latency=predict)
+    sampler = HybridSampler(screen_for(space, evaluation, predict_latency=predict), seed=seed)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    study.set_metric_names(["accuracy", "latency_ms"])
+    recipe = Recipe()
+    for _ in range(trials):
+        trial = study.ask()
+        spec = TrialSpec(trial.number, str(space.sample(trial)), dataset, recipe, latency_table=table_path)
+        tell_complete(study, trial, tabular.evaluate(spec).metrics, ("accuracy", "latency_ms"))
+    return np.array([t.values for t in study.trials])
+
+
+def device_rows(args: argparse.Namespace) -> list[dict]:
+    rows = []
+    tables = (sorted(glob.glob(str(DEVICES / "*.csv"))) if args.devices == "shared"
+              else [t for t in args.devices.split(",") if t and t != "none"])
+    for path in tables:
+        hv_star, top = device_hv("cifar10", path)
+        for predict in (True, False):
+            runs = (device_search("cifar10", path, predict, seed, args.trials) for seed in range(args.seeds))
+            scores = [hypervolume(np.column_stack([1 - v[:, 0], v[:, 1] / top])) / hv_star for v in runs]
+            rows.append({"device": Path(path).stem, "sampler": "hybrid" + (" --predict-latency" if predict else ""),
+                         "median": f"{statistics.median(scores):.4f}", "worst": f"{min(scores):.4f}",
+                         "HV*": f"{hv_star:.6f}"})
+            print(rows[-1], file=sys.stderr, flush=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seeds", type=int, default=10)
@@ -82,12 +131,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--costs", default="latency_ms,params")
     p.add_argument("--samplers", default="hybrid," + ",".join(PLAIN))
     p.add_argument("--format", choices=FORMATS, default="table")
+    p.add_argument("--devices", default="none",
+                   help="device latency tables for the cifar10 device cases: 'shared' (the four in "
+                        "../shared/data/nb201-devices), comma-separated CSVs, or none")
     args = p.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
     rows, timing = [], []
-    for dataset in args.datasets.split(","):
+    for dataset in [d for d in args.datasets.split(",") if d and d != "none"]:
         for cost in args.costs.split(","):
             hv_star, top = table_hv(dataset, cost)
             for name in args.samplers.split(","):
@@ -104,7 +156,13 @@ def main(argv: list[str] | None = None) -> int:
                                    "ms/trial cpu": f"{1e3 * statistics.fmean(r['cpu'] for r in runs):.1f}",
                                    "cpu ms/trial, last 10": f"{1e3 * statistics.fmean(r['last'] for r in runs):.1f}",
                                    "screened": runs[0]["screened"]})
-    print(render(rows, args.format))
+    if rows:
+        print(render(rows, args.format))
+    devices = device_rows(args)
+    if devices:
+        print(f"\ncifar10, accuracy vs latency on a device (its table; HV* over all its cells), {args.trials} trials, "
+              f"{args.seeds} seeds:")
+        print(render(devices, args.format))
     if timing:
         print(f"\nhybrid sampler, time per trial (ask, lookup, tell) over {args.trials} trials, mean of {args.seeds} "
               "seeds, setup (screening the whole table once) included; and CPU time of the last 10 trials alone:")

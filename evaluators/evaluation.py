@@ -99,9 +99,12 @@ class Table:
     latency_table: str = ""  # a device's latency table read instead of the benchmark's own
     metrics: tuple[str, ...] = metrics.TABLE
     local: bool = True
+    # --predict-latency: the device is scarce, its table is read for the trials only; a screen
+    # reads the benchmark's own latency, which a model of the device's replaces (samplers.hybrid)
+    predicted: bool = False
 
     def screen(self, genotype: str) -> Metrics:
-        return tabular.screen(self.dataset, genotype, self.latency_table)
+        return tabular.screen(self.dataset, genotype, "" if self.predicted else self.latency_table)
 
     @property
     def evaluate(self) -> Callable[[TrialSpec], TrialResult]:
@@ -111,16 +114,18 @@ class Table:
 def evaluation_for(kind: Evaluated, dataset: str, data_dir: str = "", recipe: Recipe | None = None,
                    device: str = "cpu", runtime: str = DEFAULT_RUNTIME,
                    throughput_batch: int = THROUGHPUT_BATCH, screened: Extras = ALL_EXTRAS,
-                   latency_table: str = "") -> Evaluation:
+                   latency_table: str = "", predict_latency: bool = False) -> Evaluation:
     """Reads the data (trained) or the table; raises DataError when it cannot. ``screened``: the
-    costs beyond counts and latency a sampler's screen takes."""
+    costs beyond counts and latency a sampler's screen takes; ``predict_latency``: a table's
+    screen does not read the device's latency table."""
     check_dataset(kind, dataset)
     if kind is Evaluated.TABLE:
         cells = len(tabular.load_table(dataset))
         if latency_table:
             device_latencies(latency_table)  # read (and checked) before any study is touched
-            return Table(f"{dataset} (NAS-Bench-201 table, {cells:,} cells; latency of {latency_table})", dataset,
-                         latency_table=latency_table)
+            predicted = "; predicted, read for trials only" if predict_latency else ""
+            return Table(f"{dataset} (NAS-Bench-201 table, {cells:,} cells; latency of {latency_table}{predicted})",
+                         dataset, latency_table=latency_table, predicted=predict_latency)
         return Table(f"{dataset} (NAS-Bench-201 table, {cells:,} cells)", dataset)
     recipe = recipe or Recipe()
     d = trial_data(dataset, data_dir, recipe)

@@ -131,6 +131,11 @@ class Metrics:
                                                                     "(CUDA autocast)")
     gpu_memory_mb: float | None = _metric(None, False, "MB", "mb", "peak GPU memory allocated while training (the "
                                                                    "worker's data set copy included)")
+    latency_predicted_ms: float | None = _metric(
+        None, True, "ms", "ms", "the latency the hybrid sampler's model predicted for the candidate before it was "
+                                "timed (--predict-latency)")
+    latency_prediction_error: float | None = _metric(
+        None, True, "", "fraction", "predicted / measured latency - 1 (--predict-latency)", True)
     latency_node: str | None = _metric(None, True, "", "plain", "the machine latency_ms was timed on (a Ray "
                                                                 "node: host/node id; --latency-on: the device's)")
     train_node: str | None = _metric(None, False, "", "plain", "the machine the trial trained on (a Ray node: "
@@ -174,6 +179,10 @@ class Metrics:
         """Only the figures known before training."""
         return Metrics(**{k: v for k, v in self.values().items() if REGISTRY[k].cheap})  # type: ignore[arg-type]
 
+    def compared(self) -> Metrics:
+        """Only the figures a sampler compares (objectives and budgets), not how they were taken."""
+        return Metrics(**{k: v for k, v in self.values().items() if REGISTRY[k].direction})  # type: ignore[arg-type]
+
     @staticmethod
     def from_attrs(attrs: dict[str, Any]) -> Metrics:
         """A trial's figures from its user attributes (one per metric; older studies' ``metrics``
@@ -194,6 +203,21 @@ TABLE = ("accuracy", "latency_ms", "params", "train_seconds")
 DEVICE_TABLE = ("arch", "latency_ms")
 # what an export's report gives for each runtime (search.export.costs)
 PER_RUNTIME = ("latency_ms", "throughput", "model_kb", "peak_memory_mb", "accuracy")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A cost a model predicts before it is measured (``--predict-latency``): where the
+    prediction and its error are recorded."""
+    metric: str
+    predicted: str
+    error: str
+
+    def error_of(self, predicted: float, measured: float) -> Metrics:
+        return Metrics(**{self.error: predicted / measured - 1})  # type: ignore[arg-type]
+
+
+LATENCY_PREDICTION = Prediction("latency_ms", "latency_predicted_ms", "latency_prediction_error")
 LEGACY_ATTR = "metrics"  # the dict every trial also stored before the registry
 
 
@@ -220,7 +244,8 @@ BUDGETS: dict[str, str] = {m.budget: m.name for m in REGISTRY.values() if m.budg
 
 
 def _check() -> None:
-    for name in (*DEFAULT_OBJECTIVES, *TRAINED, *TABLE, *PER_RUNTIME):
+    p = LATENCY_PREDICTION
+    for name in (*DEFAULT_OBJECTIVES, *TRAINED, *TABLE, *PER_RUNTIME, p.metric, p.predicted, p.error):
         assert name in REGISTRY, f"{name} is not a metric"
     for m in REGISTRY.values():
         assert m.bound is None or REGISTRY[m.bound].cheap, f"{m.name}'s bound must be known before training"

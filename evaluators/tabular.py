@@ -64,8 +64,9 @@ def _on_device(row: Metrics, cell: str, latency_table: str) -> Metrics:
 
 
 def screen(dataset: str, cell: str, latency_table: str = "") -> Metrics:
-    """What is known before training: latency (the table's, or the device's) and model size."""
-    return _on_device(load_table(dataset)[cell], cell, latency_table).cheap()
+    """What is known before training, as a sampler compares it: latency (the table's, or the
+    device's) and model size."""
+    return _on_device(load_table(dataset)[cell], cell, latency_table).cheap().compared()
 
 
 def evaluate(spec: TrialSpec) -> TrialResult:

@@ -16,7 +16,7 @@ from .cost import count_macs, count_params
 from .data import Dataset, crop_flip, load_dataset, prepare
 from .early_exit import exit_metrics
 from .memory import peak_memory_mb
-from .metrics import ALL_EXTRAS, REGISTRY, Extras, Metrics
+from .metrics import ALL_EXTRAS, Extras, Metrics
 from .runtimes import CALIBRATION_IMAGES, DEFAULT_RUNTIME, SCREENED_IN, THROUGHPUT_BATCH, accuracy_in, is_int8, ship
 from .timer import How, weights_of
 from .training import Recipe, Trainer, accuracy_of
@@ -184,5 +184,4 @@ def screen(genotype: str, dataset: str, data_dir: str, recipe: Recipe, device: s
     screened_in = SCREENED_IN[runtime]
     m = cheap_metrics(model, data.input_shape, "cpu" if screened_in != DEFAULT_RUNTIME else device, 1, screened_in,
                       throughput_batch, short=True, extras=extras)
-    # the figures a sampler compares (objectives and budgets), not how they were taken
-    return Metrics(**{k: v for k, v in m.values().items() if REGISTRY[k].direction})  # type: ignore[arg-type]
+    return m.compared()

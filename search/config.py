@@ -149,6 +149,10 @@ class RunConfig:
                                           "resource (a device that joined with `ray start --address HEAD:PORT "
                                           "--resources '{\"NAME\": 1}'`), one at a time, while trials train on "
                                           "the other nodes; needs --ray-address", metavar="RESOURCE", identity=True)
+    predict_latency: bool | None = option(None, "the hybrid sampler screens candidates on latency predicted by a "
+                                                "model fitted on the latencies measured so far on the device, and "
+                                                "only the candidate it picks is timed there (default: on with "
+                                                "--latency-on; with --latency-on or --latency-table only)")
     # Not part of the identity: tightening a budget on a running study is natural; the front is
     # always read against the budgets of the latest run (search.pareto).
     budgets: tuple[Budget, ...] = option((), "bounds on costs known before training, one flag each "
@@ -218,6 +222,14 @@ class RunConfig:
         problem = runtime_problem(self.runtime)
         if problem:
             raise UsageError(problem)
+        if self.predict_latency is None:  # a device that times one model at a time: predict by default
+            object.__setattr__(self, "predict_latency", self.latency_on is not None and self.sampler == "hybrid")
+        elif self.predict_latency and not (self.latency_on or self.latency_table):
+            raise UsageError("--predict-latency predicts a device's latency: give --latency-on RESOURCE (trained "
+                             "spaces) or --latency-table FILE.csv (nb201)")
+        elif self.predict_latency and self.sampler != "hybrid":
+            raise UsageError(f"--predict-latency is how the hybrid sampler screens; sampler {self.sampler} does "
+                             f"not screen candidates (use --sampler hybrid)")
         if self.latency_on is not None and self.exits:  # the exits' dynamic latency is timed after training
             raise UsageError("--exits is not timed on a --latency-on device yet; drop one of them")
         if self.latency_on is not None and not self.latency_on.strip():

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from . import spacefile
-from .genotype import Exit, Genotype, Head, Stage, Stem
+from .genotype import KINDS, Exit, Genotype, Head, Stage, Stem
 from .space import Evaluated, Space, Suggests
 from .spacefile import SpaceSpec
 
@@ -139,6 +139,15 @@ class CellSpace:
 
     def canonical(self, genotype: Genotype) -> Genotype:
         return genotype  # decode already drops what does not change the network (e.g. e of a conv)
+
+    def cost_features(self, genotype: Genotype) -> list[float]:
+        """Layers of each kind, and of those with squeeze-excitation and with stride 2: a small
+        network's latency is mostly a cost per layer run (with the network's MACs and parameters,
+        which the screen counts)."""
+        layers = [(st.kind, st.se > 0, st.stride == 2 and i == 0) for st in genotype.stages for i in range(st.repeats)]
+        return ([float(sum(kind == k for kind, _, _ in layers)) for k in KINDS]
+                + [float(sum(se for _, se, _ in layers)), float(sum(s2 for _, _, s2 in layers)),
+                   float(len(genotype.exits))])
 
     def features(self, params: dict[str, Any]) -> list[float]:
         """What a surrogate model reads: numeric choices by their rank in [0, 1], the others one-hot."""

@@ -57,6 +57,10 @@ class Space(Protocol):
     def features(self, params: dict[str, Any]) -> list[float]:
         """What a surrogate model reads of a candidate."""
 
+    def cost_features(self, architecture: Any) -> list[float]:
+        """What a network's latency adds up from, for a linear latency model fitted on the ones
+        measured so far (``--predict-latency``): counts of the kinds of layer it runs."""
+
     def with_exits(self) -> Space:
         """This space with early-exit heads among its choices (only when ``supports_exits``)."""
 

@@ -94,13 +94,16 @@ def run_search(config: RunConfig, executor: Executor | None = None, progress: bo
     try:  # read the data first: a data set that cannot be read leaves no study behind
         read = (*config.objectives, *(b.metric for b in config.budgets))
         evaluation = evaluation_for(space.evaluated, config.dataset, config.data_dir, config.recipe(), config.device,
-                                    config.runtime, config.throughput_batch, Extras.read_by(read), config.latency_table)
+                                    config.runtime, config.throughput_batch, Extras.read_by(read), config.latency_table,
+                                    bool(config.predict_latency))
     except DataError as e:
         raise UsageError(str(e)) from None
     problem = space.input_problem(evaluation.input_shape) if evaluation.input_shape else None
     if problem:
         raise UsageError(problem)
-    if config.budgets and not config.latency_on:  # before the study is touched: a budget nothing meets changes nothing
+    # Before the study is touched: a budget nothing meets changes nothing. Not on a predicted
+    # table's stand-in figures (another device's); with --latency-on, once the screen is scaled.
+    if config.budgets and not config.latency_on and not (config.predict_latency and config.latency_table):
         check_feasible(space, evaluation, config.budgets, config.seed)
     executor = executor or make_executor(evaluation, config.workers, config.ray_address, config.cpus_per_trial,
                                          config.gpus_per_trial, device=config.device, latency_on=config.latency_on)
@@ -111,7 +114,7 @@ def run_search(config: RunConfig, executor: Executor | None = None, progress: bo
             evaluation = replace(evaluation, latency_scale=scale)
             if config.budgets:
                 check_feasible(space, evaluation, config.budgets, config.seed)
-        study = open_study(config, screen_for(space, evaluation, config.budgets), space)
+        study = open_study(config, screen_for(space, evaluation, config.budgets, bool(config.predict_latency)), space)
         observers: list[Observer] = [*callbacks, FrontFiles(journal_path(config.dir, config.study).parent)]
         if track:
             observers.append(Tracker(study, config))

@@ -6,7 +6,7 @@ import optuna
 
 from hwnas.evaluators import Evaluation
 from hwnas.evaluators.budgets import Budget, over_budget
-from hwnas.evaluators.metrics import Metrics
+from hwnas.evaluators.metrics import LATENCY_PREDICTION, Metrics
 from hwnas.spaces import Space
 
 from .. import attrs
@@ -24,9 +24,17 @@ def sample(trial: optuna.trial.Trial, space: Space, evaluation: Evaluation) -> s
     return genotype
 
 
-def _store(trial: optuna.trial.Trial, metrics: Metrics, budgets: tuple[Budget, ...], summary: str | None) -> None:
+def _store(study: optuna.Study, trial: optuna.trial.Trial, metrics: Metrics, budgets: tuple[Budget, ...],
+           summary: str | None) -> None:
     """Each figure once (a user attribute per metric) and, under budgets, Optuna's constraint
-    values (<= 0 within), so its samplers learn where the budgets lie."""
+    values (<= 0 within), so its samplers learn where the budgets lie. A cost the sampler predicted
+    (``--predict-latency``) gets its prediction's error."""
+    p = LATENCY_PREDICTION
+    # the sampler wrote it to the storage while asking (``trial.user_attrs`` is the trial as asked)
+    predicted = study.get_trials(deepcopy=False)[trial.number].user_attrs.get(p.predicted)
+    measured = metrics.values().get(p.metric)
+    if isinstance(predicted, float) and isinstance(measured, float):
+        metrics = metrics.merged(p.error_of(predicted, measured))
     for name, value in metrics.values().items():
         trial.set_user_attr(name, value)
     for budget in budgets:
@@ -38,7 +46,7 @@ def _store(trial: optuna.trial.Trial, metrics: Metrics, budgets: tuple[Budget, .
 def tell_complete(study: optuna.Study, trial: optuna.trial.Trial, metrics: Metrics, objectives: tuple[str, ...],
                   summary: str | None = None, budgets: tuple[Budget, ...] = ()) -> optuna.trial.FrozenTrial:
     """Store the figures, then tell the objectives' values."""
-    _store(trial, metrics, budgets, summary)
+    _store(study, trial, metrics, budgets, summary)
     return study.tell(trial, [metrics.value(name) for name in objectives])
 
 
@@ -48,7 +56,7 @@ def tell_rejected(study: optuna.Study, trial: optuna.trial.Trial, metrics: Metri
     """A candidate over a budget, not trained: its cheap figures, the reason and its (violated)
     constraints, told COMPLETE with stand-in values for what training would have measured."""
     cheap = metrics.cheap()
-    _store(trial, cheap, budgets, summary)
+    _store(study, trial, cheap, budgets, summary)
     trial.set_user_attr(attrs.REJECTED, reason)
     return study.tell(trial, [cheap.rejected_value(name) for name in objectives])
 
@@ -65,7 +73,7 @@ def tell_stopped(study: optuna.Study, trial: optuna.trial.Trial, metrics: Metric
     """A trial early stopping stopped at a rung: what it reached (its cheap figures, the accuracy
     per epoch, the rung, the training time), told PRUNED: never on the front, never retrained."""
     # a pause's figures are those already (evaluators.trial._train): the rung is added
-    _store(trial, metrics.merged(Metrics(stopped_epoch=len(metrics.epoch_accuracy or ()))), budgets, summary)
+    _store(study, trial, metrics.merged(Metrics(stopped_epoch=len(metrics.epoch_accuracy or ()))), budgets, summary)
     return study.tell(trial, state=optuna.trial.TrialState.PRUNED)
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -35,12 +35,13 @@ from optuna.trial import FrozenTrial, TrialState
 from scipy.linalg import cho_solve, solve_triangular
 from scipy.special import ndtr
 
-from hwnas.evaluators.budgets import Budget, over_budget
-from hwnas.evaluators.metrics import Metrics
+from hwnas.evaluators.budgets import Budget
+from hwnas.evaluators.metrics import LATENCY_PREDICTION, Metrics, Prediction
 
 from .. import attrs
 from .._private import set_trial_user_attr
 from ..pareto import improvement, nondominated
+from .latency_model import MIN_MEASURED, LinearLatency
 
 if TYPE_CHECKING:
     from hwnas.evaluators import Evaluation
@@ -56,6 +57,12 @@ class Candidate:
     key: str  # equal keys: the same network
     features: tuple[float, ...]  # what the surrogate model reads
     cheap: Metrics  # the figures known before training
+    cost: tuple[float, ...] = ()  # what a latency model reads (--predict-latency): cost features, MACs, params
+
+    @staticmethod
+    def of(key: str, features: list[float], cheap: Metrics, cost_features: list[float]) -> Candidate:
+        counted = [float(v) for v in (cheap.macs, cheap.params) if v is not None]
+        return Candidate(key, tuple(features), cheap, (*cost_features, *counted))
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,9 @@ class Screen:
     choices: dict[str, tuple]  # parameter name -> options, as the space asks them
     describe: Callable[[dict], Candidate]  # params -> candidate; may raise for a broken network
     budgets: tuple[Budget, ...] = ()  # candidates over one are not proposed
+    # --predict-latency: the device's latency is predicted by a model fitted on the trials timed
+    # there so far (the screen's own figure stands in until it has MIN_MEASURED of them)
+    predict: Prediction | None = None
 
 
 class _GP:
@@ -127,20 +137,28 @@ class _Pool:
     features: np.ndarray
     cheap: np.ndarray  # raw cheap metrics, columns in ``metrics`` order
     metrics: tuple[str, ...]
+    cost: np.ndarray  # Candidate.cost
 
     @staticmethod
     def of(pairs: list[tuple[dict, Candidate]]) -> _Pool:
         if not pairs:
-            return _Pool([], [], np.zeros((0, 0)), np.zeros((0, 0)), ())
+            return _Pool([], [], np.zeros((0, 0)), np.zeros((0, 0)), (), np.zeros((0, 0)))
         metrics = tuple(sorted(pairs[0][1].cheap.values()))
+        n = len(pairs)
         return _Pool([p for p, _ in pairs], [c.key for _, c in pairs],
-                     np.array([c.features for _, c in pairs], float).reshape(len(pairs), -1),
-                     np.array([[c.cheap.value(m) for m in metrics] for _, c in pairs], float).reshape(len(pairs), -1),
-                     metrics)
+                     np.array([c.features for _, c in pairs], float).reshape(n, -1),
+                     np.array([[c.cheap.value(m) for m in metrics] for _, c in pairs], float).reshape(n, -1),
+                     metrics, np.array([c.cost for _, c in pairs], float).reshape(n, -1))
 
     def take(self, rows: list[int]) -> _Pool:
         return _Pool([self.params[i] for i in rows], [self.keys[i] for i in rows], self.features[rows],
-                     self.cheap[rows], self.metrics)
+                     self.cheap[rows], self.metrics, self.cost[rows])
+
+    def with_column(self, metric: str, values: np.ndarray) -> _Pool:
+        """The pool with one cheap metric's values replaced (a model's predictions)."""
+        cheap = self.cheap.copy()
+        cheap[:, self.metrics.index(metric)] = values
+        return replace(self, cheap=cheap)
 
 
 class HybridSampler(optuna.samplers.BaseSampler):
@@ -228,37 +246,73 @@ class HybridSampler(optuna.samplers.BaseSampler):
         # made every region that early stopping had visited look bad (docs/early-stopping.md).
         stopped = sum(t.state == TrialState.PRUNED for t, _ in described)
         started = len(done) + stopped >= self.startup and len(done) >= 2
-        pool = self._pool(names, [t.params for t, _ in done], started)
-        pool = pool.take([i for i, k in enumerate(pool.keys) if k not in tried])
+        model = self._latency_model(described)
+
+        def screened(p: _Pool) -> _Pool:  # untried, with the model's predictions where there is one
+            return self._predicted(p.take([i for i, k in enumerate(p.keys) if k not in tried]), model)
+
+        pool = screened(self._pool(names, [t.params for t, _ in done], started))
         within = self._within(pool)
         for _ in range(EXTRA_POOLS if self.screen.budgets and not self.listable and not within.keys else 0):
-            fresh = self._networks([self._random_params() for _ in range(self.pool)], names)
-            within = self._within(fresh.take([i for i, k in enumerate(fresh.keys) if k not in tried]))
+            within = self._within(screened(self._networks([self._random_params() for _ in range(self.pool)], names)))
             if within.keys:
                 break
         set_trial_user_attr(study, trial, attrs.SCREENED, self.screened)
         if not within.keys:  # nothing untried within budget: let the trial say so (rejected, counted)
             return pool.params[0] if pool.keys else self._random_params()
         pool = within
-        if not started:
-            return pool.params[self.rng.integers(len(pool.keys))]
-        return pool.params[int(np.argmax(self._scores(study, names, done, pool)))]
+        measured = self.screen.predict.metric if model is not None and self.screen.predict else None
+        chosen = (int(np.argmax(self._scores(study, names, done, pool, measured))) if started
+                  else int(self.rng.integers(len(pool.keys))))
+        if model is not None and self.screen.predict:  # what the model said, to be checked against the device
+            p = self.screen.predict
+            set_trial_user_attr(study, trial, p.predicted, float(pool.cheap[chosen, pool.metrics.index(p.metric)]))
+        return pool.params[chosen]
+
+    def _latency_model(self, described: list) -> LinearLatency | None:
+        """With ``Screen.predict``: a model of the predicted cost fitted on every network measured
+        so far (trained, stopped, rejected over a budget: all were timed), once there are enough."""
+        p = self.screen.predict
+        if p is None:
+            return None
+        rows: dict[str, tuple[tuple[float, ...], float]] = {}
+        for t, c in described:
+            value = t.user_attrs.get(p.metric)
+            if c is not None and isinstance(value, (int, float)) and attrs.DUPLICATE_OF not in t.user_attrs:
+                rows[c.key] = (c.cost, float(value))
+        if len(rows) < MIN_MEASURED:
+            return None
+        x, y = zip(*rows.values())
+        return LinearLatency(np.array(x, float), np.array(y, float))
+
+    def _predicted(self, pool: _Pool, model: LinearLatency | None) -> _Pool:
+        if model is None or not pool.keys or self.screen.predict is None:
+            return pool
+        return pool.with_column(self.screen.predict.metric, model.predict(pool.cost))
 
     def _within(self, pool: _Pool) -> _Pool:
-        """The candidates of ``pool`` within the budgets."""
+        """The candidates of ``pool`` within the budgets (on predicted figures where predicted)."""
         if not self.screen.budgets:
             return pool
-        return pool.take([i for i, p in enumerate(pool.params)
-                          if over_budget(self._describe(p).cheap, self.screen.budgets) is None])  # type: ignore[union-attr]
+        within = np.ones(len(pool.keys), bool)
+        for b in self.screen.budgets:  # Budget.excess over the pool's column (as over_budget reads one row)
+            column = pool.cheap[:, pool.metrics.index(b.metric)]
+            within &= (column <= b.limit) if b.at_most else (column >= b.limit)
+        return pool.take(np.flatnonzero(within).tolist())
 
     @staticmethod
-    def _scores(study: optuna.Study, names: list[str], done: list, pool: _Pool) -> np.ndarray:
+    def _scores(study: optuna.Study, names: list[str], done: list, pool: _Pool, measured: str | None = None,
+                ) -> np.ndarray:
+        """EHVI of each of ``pool``; ``measured``: a cheap metric the pool holds predictions of,
+        read for the finished trials as measured."""
         cheap_names = [n for n in names if n in pool.metrics]
         costly = [i for i, n in enumerate(names) if n not in pool.metrics]
         if len(costly) > 1:
             raise ValueError(f"the hybrid sampler models one objective not known before training; "
                              f"got {', '.join(names[i] for i in costly)}")
         seen = _Pool.of([(t.params, c) for t, c in done])
+        if measured is not None and done:
+            seen = seen.with_column(measured, np.array([float(t.user_attrs[measured]) for t, _ in done]))
         raw = np.vstack([seen.cheap, pool.cheap])
         columns = [pool.metrics.index(n) for n in cheap_names]
         cheap = raw[:, columns] / np.maximum(raw[:, columns].max(0), 1e-12)
@@ -281,11 +335,13 @@ class HybridSampler(optuna.samplers.BaseSampler):
         return expected_improvement(mu, sd, cheap[n:], front)
 
 
-def screen_for(space: Space, evaluation: Evaluation, budgets: tuple[Budget, ...] = ()) -> Screen:
-    """The screen of a space (its choices, canonical form, features) evaluated one way, under budgets."""
+def screen_for(space: Space, evaluation: Evaluation, budgets: tuple[Budget, ...] = (),
+               predict_latency: bool = False) -> Screen:
+    """The screen of a space (its choices, canonical form, features) evaluated one way, under
+    budgets; ``predict_latency``: latency predicted by a model of the measured ones."""
     def describe(params: dict) -> Candidate:
         genotype = space.decode(params, evaluation.input_shape)
-        return Candidate(str(space.canonical(genotype)), tuple(space.features(params)),
-                         evaluation.screen(str(genotype)))
+        return Candidate.of(str(space.canonical(genotype)), space.features(params), evaluation.screen(str(genotype)),
+                            space.cost_features(genotype))
 
-    return Screen(space.choices(), describe, budgets)
+    return Screen(space.choices(), describe, budgets, LATENCY_PREDICTION if predict_latency else None)

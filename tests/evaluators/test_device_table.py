@@ -6,6 +6,7 @@ import csv
 import pytest
 
 from hwnas.evaluators.tabular import load_table
+from hwnas.search.samplers.latency_model import MIN_MEASURED
 from hwnas.search.study import load_study
 from tests.search.test_hostile import _main
 
@@ -26,8 +27,9 @@ def device(tmp_path_factory):
 
 
 def test_the_device_table_is_the_latency(capsys, tmp_path, device):
+    # the default sampler screens every cell on the device's latency
     r = _main(capsys, "run", "--space", "nb201", "--trials", "12", "--dir", str(tmp_path), "--latency-table",
-              str(device), "--sampler", "random")
+              str(device))
     assert r.returncode == 0, r.stderr
     assert f"latency of {device}" in r.stderr
     table = load_table("cifar10")
@@ -41,6 +43,34 @@ def test_the_device_table_is_the_latency(capsys, tmp_path, device):
     _write_table(other, [(cell, 2.0) for cell in table])
     r = _main(capsys, "run", "--space", "nb201", "--trials", "13", "--dir", str(tmp_path), "--latency-table", str(other))
     assert r.returncode == 2 and "latency_table=" in r.stderr
+
+
+def test_a_predicted_device_is_read_for_the_trials_only(capsys, tmp_path, device):
+    """--predict-latency: the sampler screens on a model fitted on the cells timed so far; each
+    trial records what it predicted and its error against the device (here linear in the
+    parameters, which the model reads: found within 1 %)."""
+    r = _main(capsys, "run", "--space", "nb201", "--trials", "14", "--dir", str(tmp_path), "--latency-table",
+              str(device), "--predict-latency", "--study", "p")
+    assert r.returncode == 0, r.stderr
+    assert "predicted, read for trials only" in r.stderr
+    trials = load_study(str(tmp_path), "p").trials
+    predicted = [t for t in trials if "latency_predicted_ms" in t.user_attrs]
+    # no model before MIN_MEASURED cells were timed; a prediction for every trial after
+    assert [t.number for t in predicted] == list(range(MIN_MEASURED, 14))
+    for t in predicted:
+        error = t.user_attrs["latency_prediction_error"]
+        assert error == pytest.approx(t.user_attrs["latency_predicted_ms"] / t.user_attrs["latency_ms"] - 1)
+        assert abs(error) < 0.01
+    front = _main(capsys, "front", "--dir", str(tmp_path), "--study", "p")
+    assert "latency_prediction_error" in front.stdout.splitlines()[0]
+    # a sampler that does not screen, or no device to predict: one line, exit 2
+    r = _main(capsys, "run", "--space", "nb201", "--trials", "3", "--dir", str(tmp_path), "--latency-table",
+              str(device), "--predict-latency", "--sampler", "random", "--study", "q")
+    assert r.returncode == 2 and "sampler random does not screen" in r.stderr
+    r = _main(capsys, "run", "--space", "nb201", "--trials", "3", "--dir", str(tmp_path), "--predict-latency",
+              "--study", "q")
+    assert r.returncode == 2 and "--predict-latency predicts a device's latency" in r.stderr
+    assert not (tmp_path / "q").exists()
 
 
 @pytest.mark.parametrize("content,fragment", [
