@@ -138,8 +138,6 @@ class Metrics:
         None, True, "", "fraction", "predicted / measured latency - 1 (--predict-latency)", True)
     latency_node: str | None = _metric(None, True, "", "plain", "the machine latency_ms was timed on (a Ray "
                                                                 "node: host/node id; --latency-on: the device's)")
-    train_node: str | None = _metric(None, False, "", "plain", "the machine the trial trained on (a Ray node: "
-                                                               "host/node id)")
     latency_threads: int | None = _metric(None, True, "", "plain", "CPU threads of the latency measurement")
     latency_runs: int | None = _metric(None, True, "", "plain", "forwards timed for the latency median")
     latency_realtime: bool | None = _metric(None, True, "", "plain", "timed at real-time priority")

@@ -10,6 +10,7 @@ GENOTYPE = "genotype"  # the sampled network's text form
 OWNER = "owner"  # host:pid:start of the search process running it (search.recovery)
 DUPLICATE_OF = "duplicate_of"  # an equal genotype's trial whose figures it repeats (not trained again)
 DEVICE = "device"  # where it was trained and timed
+TRAIN_NODE = "train_node"  # the machine it ran on (a Ray node: host/node id); metric latency_node: where timed
 RETRIES = "retries"  # times it ran again because its worker died
 FAIL_REASON = "fail_reason"  # why it failed
 RETRY_OF = "retry_of"  # the abandoned trial whose parameters it runs again

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Protocol
 
-from hwnas.evaluators import Metrics, TrialResult, TrialSpec, quiet
+from hwnas.evaluators import TrialResult, TrialSpec, quiet
 
 Evaluate = Callable[[TrialSpec], TrialResult]
 
@@ -18,15 +18,7 @@ class Outcome:
     result: TrialResult | None  # None when the trial failed
     error: str | None = None  # why it failed
     retries: int = 0  # times it was run again because its worker died
-
-    def retried(self, retries: int) -> Outcome:
-        return replace(self, retries=retries)
-
-    def on_node(self, node: str) -> Outcome:
-        """The result with the node it trained on recorded (``train_node``)."""
-        if self.result is None or self.result.rejected:  # a rejected candidate never trained
-            return self
-        return replace(self, result=replace(self.result, metrics=self.result.metrics.merged(Metrics(train_node=node))))
+    node: str = ""  # the machine it ran on (a Ray node: host/node id)
 
 
 def run_one(spec: TrialSpec, evaluate: Evaluate) -> Outcome:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import socket
+from dataclasses import replace
 
 from hwnas.evaluators import TrialSpec, quiet
 
@@ -20,7 +21,7 @@ class LocalExecutor:
         self._pending.append(spec)
 
     def wait(self) -> list[Outcome]:
-        done = [run_one(spec, self._evaluate).on_node(socket.gethostname()) for spec in self._pending]
+        done = [replace(run_one(spec, self._evaluate), node=socket.gethostname()) for spec in self._pending]
         self._pending.clear()
         return done
 

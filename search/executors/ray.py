@@ -44,8 +44,7 @@ class TrialWorker:
         return os.getpid()
 
     def run(self, spec: TrialSpec, retries: int) -> Outcome:
-        outcome = run_one(replace(spec, device=self.device), self.evaluate).retried(retries)
-        return outcome.on_node(self.node)
+        return replace(run_one(replace(spec, device=self.device), self.evaluate), retries=retries, node=self.node)
 
 
 def _reachable(address: str) -> None:

@@ -95,6 +95,8 @@ def tell_outcome(study: optuna.Study, trial: optuna.trial.Trial, outcome: Outcom
                  directory: str) -> optuna.trial.FrozenTrial:
     """Tell what the executor handed back. The weights are on disk before the trial is COMPLETE."""
     trial.set_user_attr(attrs.DEVICE, outcome.spec.device)
+    if outcome.node:
+        trial.set_user_attr(attrs.TRAIN_NODE, outcome.node)
     if outcome.retries:
         trial.set_user_attr(attrs.RETRIES, outcome.retries)
     if outcome.result is None:

@@ -274,7 +274,8 @@ class Tracker:
             self.created += 1
         pareto = "true" if t.number in front else "false"
         tags = {"state": t.state.name, "sampler": cfg.sampler, "pareto": pareto}
-        tags.update({k: str(ta[k]) for k in (attrs.DUPLICATE_OF, attrs.DEVICE, attrs.RETRIES) if k in ta})
+        tags.update({k: str(ta[k]) for k in (attrs.DUPLICATE_OF, attrs.DEVICE, attrs.TRAIN_NODE, attrs.RETRIES)
+                     if k in ta})
         if attrs.FAIL_REASON in ta:
             tags[attrs.FAIL_REASON] = str(ta[attrs.FAIL_REASON])[:5000]
         if t.state == TS.PRUNED:  # stopped early: the rung it was judged at
