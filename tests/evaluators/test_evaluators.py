@@ -23,6 +23,26 @@ def test_macs_and_params_of_a_hand_counted_net():
     assert count_params(model) == 36 + 2560 + 10
 
 
+def test_macs_equal_torch_s_flop_counter_on_every_kind_of_network():
+    """Our hook count against torch's FlopCounterMode (2 FLOPs a MAC), on the named networks and
+    random networks of the mobile space with early exits (every block kind, SE, exits' heads)."""
+    import random
+
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from hwnas.spaces import NAMED, get_space
+
+    space, rng = get_space("mobile", exits=True), random.Random(0)
+    nets = [(NAMED["mobilenet_v2"], (3, 64, 64)), (NAMED["mobilenet_v3_large"], (3, 64, 64))]
+    nets += [(space.decode({n: rng.choice(o) for n, o in space.choices().items()}, (1, 16, 16)), (1, 16, 16))
+             for _ in range(12)]
+    for genotype, shape in nets:
+        model = build(genotype, shape, 10).eval()
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            model.forward_exits(torch.zeros(1, *shape))
+        assert count_macs(model, shape, forward=model.forward_exits) == counter.get_total_flops() // 2, genotype
+
+
 def test_training_learns_and_is_deterministic():
     data = load_dataset("digits")
     results = []
