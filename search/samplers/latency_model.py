@@ -7,7 +7,7 @@ layer, or of each NAS-Bench-201 operation) and, for a trained space, its MACs an
 in effect a per-layer lookup table fitted by least squares. The ridge's strength is chosen by the
 leave-one-out error, in closed form. Measured (benchmarks/latency_predictor.py, docs/sampler.md):
 on the four NAS-Bench-201 device tables, 25 measured cells rank all 15,625 with Spearman
-0.90-1.00; per-position one-hot features or the log of latency did worse below 50 measurements.
+0.936-0.999; per-position one-hot features or the log of latency did worse below 50 measurements.
 """
 from __future__ import annotations
 
