@@ -69,11 +69,20 @@ class DeviceTimer:
         return anchor_ms(runtime, input_shape, threads)
 
 
+PLACE_TIMEOUT = 120  # seconds for the timer to start on the device (it holds the whole node)
+
+
 def start_timer(device: DeviceNode) -> Any:
     """The device's timer, placed (and running) before any trial worker could take its cores."""
     timer = DeviceTimer.options(  # type: ignore[attr-defined]
         resources={device.resource: 1}, num_cpus=device.cpus, num_gpus=device.gpus).remote()
-    ray.get(timer.where.remote())
+    try:
+        ray.get(timer.where.remote(), timeout=PLACE_TIMEOUT)
+    except ray.exceptions.GetTimeoutError:
+        ray.kill(timer)
+        raise UsageError(f"the device (--latency-on {device.resource}) did not take its timer within "
+                         f"{PLACE_TIMEOUT} s: its timer needs the whole node ({device.cpus} CPUs, {device.gpus} "
+                         f"GPUs); is another job holding them?") from None
     return timer
 
 

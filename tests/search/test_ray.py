@@ -58,10 +58,12 @@ def test_workers_that_cannot_be_placed_are_refused(local_ray):
     assert ray.is_initialized()  # a Ray it did not start is left alone
 
 
-def test_a_device_s_cpus_are_not_the_trials(local_ray):
-    """The device's timer holds its node's CPUs: workers are planned on what is left, and a
-    resource no node advertises is refused, saying how a device joins."""
-    from hwnas.search.executors.device import DeviceNode, find_device
+def test_a_device_s_cpus_are_not_the_trials(local_ray, monkeypatch):
+    """The device's timer holds its node's CPUs: workers are planned on what is left, a resource
+    no node advertises is refused, saying how a device joins, and a timer that cannot be placed
+    stops the run rather than hanging it."""
+    from hwnas.search.executors import device
+    from hwnas.search.executors.device import DeviceNode, find_device, start_timer
     from hwnas.search.executors.ray import _plan
 
     assert _plan(None, None, None, DeviceNode("board", "n", 1, 0)) == (1, 1, 0.0)  # of the local Ray's 2
@@ -70,6 +72,9 @@ def test_a_device_s_cpus_are_not_the_trials(local_ray):
         _plan(2, None, None, DeviceNode("board", "n", 1, 0))
     with pytest.raises(UsageError, match="advertises the resource 'phone'.*--resources '{\"phone\": 1}'"):
         find_device("phone")
+    monkeypatch.setattr(device, "PLACE_TIMEOUT", 1)
+    with pytest.raises(UsageError, match=r"did not take its timer within 1 s: its timer needs the whole node"):
+        start_timer(DeviceNode("phone", "n", 1, 0))  # nothing offers "phone": never placed
 
 
 def test_faults_fail_the_trial_and_a_dead_worker_is_retried(local_ray):
