@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import numpy as np
+
 from .metrics import BUDGETS, REGISTRY, Metrics
 
 
@@ -28,6 +30,10 @@ class Budget:
     @property
     def at_most(self) -> bool:
         return self.key.startswith("max_")
+
+    def allows(self, value: float | np.ndarray) -> bool | np.ndarray:
+        """Within the budget (``excess`` <= 0), for one value or an array of them."""
+        return value <= self.limit if self.at_most else value >= self.limit
 
     def excess(self, metrics: Metrics) -> float:
         """How far over the budget, as a share of it: <= 0 within (Optuna's constraint value)."""

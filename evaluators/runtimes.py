@@ -222,6 +222,14 @@ class Shipped:
         return session(self.file, threads)
 
 
+def weights_of(model: nn.Module) -> bytes:
+    """The model's state_dict, torch.save'd from the CPU: the torch runtime's file, and how weights
+    travel between processes (a worker's result, a model sent to a device)."""
+    buffer = io.BytesIO()
+    torch.save({k: v.cpu() for k, v in model.state_dict().items()}, buffer)
+    return buffer.getvalue()
+
+
 def ship(model: nn.Module, input_shape: tuple[int, int, int], runtime: str,
          calibration: np.ndarray | None = None) -> Shipped:
     """``model`` as ``runtime`` ships it. int8 calibrates on ``calibration`` (training images;
@@ -229,9 +237,7 @@ def ship(model: nn.Module, input_shape: tuple[int, int, int], runtime: str,
     if runtime == "executorch":
         return Shipped(runtime, executorch_program(model, input_shape))
     if runtime == "torch":
-        buffer = io.BytesIO()
-        torch.save({k: v.cpu() for k, v in model.state_dict().items()}, buffer)
-        return Shipped(runtime, buffer.getvalue())
+        return Shipped(runtime, weights_of(model))
     fp32 = onnx_file(model, input_shape)
     if runtime == "onnxruntime":
         return Shipped(runtime, fp32)

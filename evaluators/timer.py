@@ -73,13 +73,6 @@ def _cuda_throughput(model: torch.nn.Module, input_shape: tuple[int, int, int], 
     return batch / (statistics.median(times) / 1e3)
 
 
-def weights_of(model: torch.nn.Module) -> bytes:
-    """The model's state_dict, torch.save'd from the CPU: how weights travel between processes."""
-    buffer = io.BytesIO()
-    torch.save({k: v.cpu() for k, v in model.state_dict().items()}, buffer)
-    return buffer.getvalue()
-
-
 @dataclass(frozen=True)
 class DeviceTiming:
     """A model to time on a device, as data: the device builds it from the genotype and loads the

@@ -17,8 +17,17 @@ from .data import Dataset, crop_flip, load_dataset, prepare
 from .early_exit import exit_metrics
 from .memory import peak_memory_mb
 from .metrics import ALL_EXTRAS, Extras, Metrics
-from .runtimes import CALIBRATION_IMAGES, DEFAULT_RUNTIME, SCREENED_IN, THROUGHPUT_BATCH, accuracy_in, is_int8, ship
-from .timer import How, weights_of
+from .runtimes import (
+    CALIBRATION_IMAGES,
+    DEFAULT_RUNTIME,
+    SCREENED_IN,
+    THROUGHPUT_BATCH,
+    accuracy_in,
+    is_int8,
+    ship,
+    weights_of,
+)
+from .timer import How
 from .training import Recipe, Trainer, accuracy_of
 
 

@@ -19,7 +19,8 @@ import torch
 
 from hwnas.evaluators.metrics import Metrics
 from hwnas.evaluators.reference import anchor_ms
-from hwnas.evaluators.timer import DeviceTiming, How, on_device, weights_of
+from hwnas.evaluators.runtimes import weights_of
+from hwnas.evaluators.timer import DeviceTiming, How, on_device
 from hwnas.spaces import Network
 
 from ..errors import UsageError

@@ -261,11 +261,10 @@ class HybridSampler(optuna.samplers.BaseSampler):
         if not within.keys:  # nothing untried within budget: let the trial say so (rejected, counted)
             return pool.params[0] if pool.keys else self._random_params()
         pool = within
-        measured = self.screen.predict.metric if model is not None and self.screen.predict else None
-        chosen = (int(np.argmax(self._scores(study, names, done, pool, measured))) if started
+        p = self.screen.predict if model is not None else None  # the pool holds its predictions
+        chosen = (int(np.argmax(self._scores(study, names, done, pool, p.metric if p else None))) if started
                   else int(self.rng.integers(len(pool.keys))))
-        if model is not None and self.screen.predict:  # what the model said, to be checked against the device
-            p = self.screen.predict
+        if p is not None:  # what the model said, to be checked against the device
             set_trial_user_attr(study, trial, p.predicted, float(pool.cheap[chosen, pool.metrics.index(p.metric)]))
         return pool.params[chosen]
 
@@ -295,9 +294,8 @@ class HybridSampler(optuna.samplers.BaseSampler):
         if not self.screen.budgets:
             return pool
         within = np.ones(len(pool.keys), bool)
-        for b in self.screen.budgets:  # Budget.excess over the pool's column (as over_budget reads one row)
-            column = pool.cheap[:, pool.metrics.index(b.metric)]
-            within &= (column <= b.limit) if b.at_most else (column >= b.limit)
+        for b in self.screen.budgets:
+            within &= b.allows(pool.cheap[:, pool.metrics.index(b.metric)])
         return pool.take(np.flatnonzero(within).tolist())
 
     @staticmethod

@@ -6,7 +6,8 @@ import numpy as np
 import torch
 
 from hwnas.evaluators import timer
-from hwnas.evaluators.timer import DeviceTiming, Here, How, on_device, weights_of
+from hwnas.evaluators.runtimes import weights_of
+from hwnas.evaluators.timer import DeviceTiming, Here, How, on_device
 from hwnas.evaluators.trial import cheap_metrics
 from hwnas.spaces import build, parse
 
