@@ -107,7 +107,10 @@ def test_trials_stopped_early_end_the_start_up_but_not_the_models_data():
 def test_predicted_latency_on_a_trained_space_learns_the_device():
     """--predict-latency on the mobile space: a made-up device whose latency is a cost per layer
     plus one per MAC (what the model reads: layer counts, MACs, parameters). From the fifth
-    measured network on, each ask records its prediction, and the predictions find the device."""
+    measured network on, each ask records its prediction; once the networks measured outnumber the
+    model's inputs, the predictions find the device. (Which networks the pool offers depends on the
+    screen's timings, so the first few predictions, from fewer networks than inputs, vary from run
+    to run: 115 % off in one CI run, 12 % in another.)"""
     from hwnas.evaluators.metrics import LATENCY_PREDICTION as P
     from hwnas.search.samplers.latency_model import MIN_MEASURED
 
@@ -117,15 +120,15 @@ def test_predicted_latency_on_a_trained_space_learns_the_device():
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
     study.set_metric_names(["accuracy", "latency_ms"])
     errors = []
-    for i in range(10):
+    for i in range(14):
         trial = study.ask()
         space.sample(trial, (1, 8, 8))
         c = sampler.described[tuple(trial.params[n] for n in space.choices())]
         device = 0.1 + 0.05 * sum(c.cost[:3]) + 2e-6 * c.cheap.macs  # layers of each kind, then MACs
         predicted = study.trials[-1].user_attrs.get(P.predicted)
         assert (predicted is None) == (i < MIN_MEASURED)
-        if predicted is not None:
+        if i >= 10:  # 10 measured: more than the 8 cost features, MACs and parameters
             errors.append(predicted / device - 1)
         trial.set_user_attr(P.metric, device)  # as the loop stores the device's figure
         study.tell(trial, [min(0.99, 0.5 + c.cheap.params / 4e4), device])
-    assert np.median(np.abs(errors)) < 0.02, errors
+    assert np.max(np.abs(errors)) < 0.02, errors
