@@ -35,7 +35,7 @@ from hwnas.spaces import build, get_space  # noqa: E402
 def curve(genotype, data, recipe: Recipe, cycles: tuple[tuple[int, int], ...]) -> list[float]:
     """Validation accuracy after each epoch."""
     torch.manual_seed(recipe.seed)
-    trainer = Trainer(build(genotype, data.input_shape, data.num_classes), recipe, len(data.train[0]),
+    trainer = Trainer(build(genotype, data.input_shape, data.num_classes), recipe, len(data.train),
                       cycles=cycles)
     augment = crop_flip if recipe.augment and data.augmentable else None
     out = []
@@ -82,7 +82,7 @@ def main() -> None:
             row[f"mean acc@{r}"] = round(statistics.mean(c[r - 1] for c in cs), 4)
         rows.append(row)
     shape = "x".join(map(str, data.input_shape))
-    print(f"{args.dataset} {shape}, {len(data.train[0])} training images, {args.epochs} epochs, rungs "
+    print(f"{args.dataset} {shape}, {len(data.train)} training images, {args.epochs} epochs, rungs "
           f"{','.join(map(str, rungs))}, {args.networks} random mobile networks, seed {args.seed}")
     print(render(rows, "table"))
 

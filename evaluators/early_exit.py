@@ -12,19 +12,20 @@ from hwnas.spaces.builder import NEVER, Network
 
 from . import quiet
 from .cost import count_macs
+from .data import Split
 from .latency import timing
 from .metrics import Metrics
 from .reference import drift_scale
 
 
 @torch.no_grad()
-def head_confidences(model: Network, x: torch.Tensor, device: str = "cpu",
+def head_confidences(model: Network, split: Split, device: str = "cpu",
                      batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
     """Softmax confidence and predicted class of every head (rows: exits first, main head last)."""
     model.eval()
     conf, pred = [], []
-    for i in range(0, len(x), batch_size):
-        probs = torch.stack([o.softmax(1) for o in model.forward_exits(x[i:i + batch_size].to(device))])
+    for i in range(0, len(split), batch_size):
+        probs = torch.stack([o.softmax(1) for o in model.forward_exits(split.images(slice(i, i + batch_size), device))])
         c, p = probs.max(2)
         conf.append(c.cpu())
         pred.append(p.cpu())
@@ -85,13 +86,12 @@ def dynamic_run(model: Network, x: torch.Tensor, threshold: float, device: str =
     return preds, heads, float(expected)
 
 
-def exit_metrics(model: Network, val: tuple[torch.Tensor, torch.Tensor],
-                 test: tuple[torch.Tensor, torch.Tensor], input_shape: tuple[int, int, int],
+def exit_metrics(model: Network, val: Split, test: Split, input_shape: tuple[int, int, int],
                  tolerance: float, device: str = "cpu", threads: int = 0) -> Metrics:
     """Calibrate on the validation split, then measure the dynamic network there (batch 1, with
     ``threads`` CPU threads as ``latency.measure_latency``)."""
-    x, y = val
-    conf, pred = head_confidences(model, x, device)
+    x, y = val.images(), val.labels
+    conf, pred = head_confidences(model, val, device)
     threshold = calibrate(conf, pred, y.numpy(), tolerance)
     with quiet.measuring(), timing(threads, device):  # timed: only while other trials pause
         preds, heads, latency_ms = dynamic_run(model, x, threshold, device)
@@ -99,13 +99,13 @@ def exit_metrics(model: Network, val: tuple[torch.Tensor, torch.Tensor],
             latency_ms *= drift_scale("torch", input_shape, threads)
     rates = [float((heads == k).mean()) for k in range(len(conf))]
     cumulative = cumulative_macs(model, input_shape)
-    test_conf, test_pred = head_confidences(model, test[0], device)
+    test_conf, test_pred = head_confidences(model, test, device)
     test_heads = exit_heads(test_conf, threshold)
     return Metrics(
         accuracy=float((preds == y.numpy()).mean()),  # what the dynamic network answers
         accuracy_full=float((pred[-1] == y.numpy()).mean()),
-        test_accuracy=float((test_pred[test_heads, np.arange(len(test_heads))] == test[1].numpy()).mean()),
-        test_accuracy_full=float((test_pred[-1] == test[1].numpy()).mean()),
+        test_accuracy=float((test_pred[test_heads, np.arange(len(test_heads))] == test.labels.numpy()).mean()),
+        test_accuracy_full=float((test_pred[-1] == test.labels.numpy()).mean()),
         exit_threshold=threshold,
         exit_tolerance=tolerance,
         exit_rates=rates,

@@ -129,5 +129,5 @@ def evaluation_for(kind: Evaluated, dataset: str, data_dir: str = "", recipe: Re
         return Table(f"{dataset} (NAS-Bench-201 table, {cells:,} cells)", dataset)
     recipe = recipe or Recipe()
     d = trial_data(dataset, data_dir, recipe)
-    return Trained(f"{dataset} {'x'.join(map(str, d.input_shape))} ({len(d.train[0])} training images)",
+    return Trained(f"{dataset} {'x'.join(map(str, d.input_shape))} ({len(d.train)} training images)",
                    d.input_shape, dataset, data_dir, recipe, device, runtime, throughput_batch, screened)

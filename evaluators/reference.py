@@ -31,7 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-CACHE_ENV = "HWNAS_CACHE"
+from .nodecache import cache_dir
+
 ANCHORS_FILE = "latency-anchors.json"
 # A small fixed network of the space's own cells: cheap to time, and slowed by the host like them.
 REFERENCE = "stem_c16_k3_s1_relu, ds_r1_k3_s2_c24_relu, ir_r2_k3_s2_e4_c32_relu, conv_r1_k3_s1_c48_relu, head_relu"
@@ -92,10 +93,6 @@ def reference_forward(runtime: str, input_shape: tuple[int, int, int], threads: 
     run = ship(model, input_shape, runtime).forward(model, threads)
     one = np.random.default_rng(1).standard_normal((1, *input_shape)).astype(np.float32)
     return lambda: run(one)
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "hwnas")
 
 
 def anchor_key(runtime: str, input_shape: tuple[int, int, int], threads: int) -> str:

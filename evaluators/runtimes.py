@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .data import Split
 from .latency import SHORT, time_runs, timing
 from .metrics import ALL_EXTRAS, Extras, Metrics
 from .reference import anchor_ms, paired_runs, reference_forward
@@ -278,12 +279,10 @@ def runtime_costs(model: nn.Module, input_shape: tuple[int, int, int], shipped: 
                    model_kb=len(shipped.file) / 1024 if extras.model_size else None)
 
 
-def accuracy_in(forward: Callable[[np.ndarray], np.ndarray], split: tuple[torch.Tensor, torch.Tensor],
-                batch: int = 256) -> float:
-    """Accuracy on (images, labels) of a runtime's ``forward`` (``Shipped.forward``)."""
-    x, y = split
+def accuracy_in(forward: Callable[[np.ndarray], np.ndarray], split: Split, batch: int = 256) -> float:
+    """Accuracy on a split of a runtime's ``forward`` (``Shipped.forward``)."""
     correct = 0
-    for i in range(0, len(x), batch):
-        logits = forward(x[i:i + batch].cpu().numpy().astype(np.float32))
-        correct += int((logits.argmax(1) == y[i:i + batch].cpu().numpy()).sum())
-    return correct / max(1, len(x))
+    for i in range(0, len(split), batch):
+        logits = forward(split.images(slice(i, i + batch), "cpu").numpy())
+        correct += int((logits.argmax(1) == split.labels[i:i + batch].cpu().numpy()).sum())
+    return correct / max(1, len(split))

@@ -13,6 +13,7 @@ from torch.nn import functional as F
 from hwnas.spaces import Network
 
 from . import quiet
+from .data import Split
 
 
 class TrainingError(RuntimeError):
@@ -105,27 +106,27 @@ class Trainer:
         self.gen.set_state(saved["gen"])
         torch.set_rng_state(saved["rng"])
 
-    def train_epoch(self, data: tuple[torch.Tensor, torch.Tensor],
+    def train_epoch(self, data: Split,
                     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None) -> None:
         """One epoch. ``data`` may already be on the device (a GPU worker keeps its data set there:
-        see ``trial.device_data``), and then no batch crosses from the host; the shuffling and
-        augmentation draws come from one CPU generator either way, so a seed gives the same
-        batches on any device. ``augment(batch, generator)`` transforms each batch when given."""
+        see ``trial.device_data``), and then no batch crosses from the host; else each batch
+        crosses as levels, standardised where it trains. The shuffling and augmentation draws
+        come from one CPU generator either way, so a seed gives the same batches on any device.
+        ``augment(batch, generator)`` transforms each standardised batch when given."""
         if self.epoch and any(a == self.epoch for a, _ in self.cycles):
             self.sched = self._cycle()  # the next cycle begins
-        x, y = data
         model, recipe, device = self.model.train(), self.recipe, self.device
         bf16 = torch.autocast("cuda", dtype=torch.bfloat16, enabled=recipe.precision == "bf16")
         has_exits = len(model.exits) > 0
         finite = torch.ones((), dtype=torch.bool, device=device)
-        order = torch.randperm(len(x), generator=self.gen).to(x.device)
-        for i in range(0, len(x), recipe.batch_size):
+        order = torch.randperm(len(data), generator=self.gen).to(data.levels.device)
+        for i in range(0, len(data), recipe.batch_size):
             quiet.checkpoint()  # pauses here while a trial on the same cores times its model
             idx = order[i:i + recipe.batch_size]
-            xb, yb = x[idx], y[idx].to(device)
+            xb, yb = data.images(idx, device), data.labels[idx].to(device)
             if augment is not None:
                 xb = augment(xb, self.gen)
-            xb = xb.to(device, memory_format=torch.channels_last)
+            xb = xb.contiguous(memory_format=torch.channels_last)
             with bf16:
                 if has_exits:
                     *early, final = model.forward_exits(xb)
@@ -147,23 +148,21 @@ class Trainer:
         return self.model.to(memory_format=torch.contiguous_format).eval()
 
 
-def train(model: Network, data: tuple[torch.Tensor, torch.Tensor], recipe: Recipe,
+def train(model: Network, data: Split, recipe: Recipe,
           device: str = "cpu", augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None
           ) -> Network:
     """Every epoch of ``recipe`` in one go (see ``Trainer``); the model is returned contiguous."""
-    trainer = Trainer(model, recipe, len(data[0]), device)
+    trainer = Trainer(model, recipe, len(data), device)
     for _ in range(recipe.epochs):
         trainer.train_epoch(data, augment)
     return trainer.trained()
 
 
 @torch.no_grad()
-def accuracy_of(model: nn.Module, data: tuple[torch.Tensor, torch.Tensor], device: str = "cpu",
-             batch_size: int = 512) -> float:
+def accuracy_of(model: nn.Module, data: Split, device: str = "cpu", batch_size: int = 512) -> float:
     model.eval()
-    x, y = data
     correct = 0
-    for i in range(0, len(x), batch_size):
-        predicted = model(x[i:i + batch_size].to(device)).argmax(1)
-        correct += (predicted == y[i:i + batch_size].to(predicted.device)).sum().item()
-    return correct / len(x)
+    for i in range(0, len(data), batch_size):
+        predicted = model(data.images(slice(i, i + batch_size), device)).argmax(1)
+        correct += (predicted == data.labels[i:i + batch_size].to(predicted.device)).sum().item()
+    return correct / len(data)

@@ -13,7 +13,7 @@ from hwnas.spaces import Network, build, parse
 from . import quiet, timer
 from .budgets import Budget, over_budget
 from .cost import count_macs, count_params
-from .data import Dataset, crop_flip, load_dataset, prepare
+from .data import Dataset, Split, crop_flip, load_dataset, prepare
 from .early_exit import exit_metrics
 from .memory import peak_memory_mb
 from .metrics import ALL_EXTRAS, Extras, Metrics
@@ -82,20 +82,16 @@ def trial_data(dataset: str, data_dir: str, recipe: Recipe) -> Dataset:
     return _prepared(dataset, data_dir, recipe.resolution, recipe.train_subset)
 
 
-Split = tuple[torch.Tensor, torch.Tensor]
-
-
 @functools.lru_cache(maxsize=1)
 def _on_device(dataset: str, data_dir: str, resolution: int, train_subset: int, device: str) -> tuple[Split, Split]:
     data = _prepared(dataset, data_dir, resolution, train_subset)
-    return ((data.train[0].to(device), data.train[1].to(device)),
-            (data.val[0].to(device), data.val[1].to(device)))
+    return data.train.to(device), data.val.to(device)
 
 
 def device_data(spec: TrialSpec) -> tuple[Split, Split]:
     """The training and validation splits where the trial trains: on a GPU, copied there once per
-    worker and kept (no batch crosses from the host; digits is 0.6 MB and Fashion-MNIST 188 MB as
-    float32, against the GPU's gigabytes); on the CPU, the host tensors themselves."""
+    worker and kept as levels (no batch crosses from the host; Fashion-MNIST is 47 MB as uint8,
+    against the GPU's gigabytes); on the CPU, the node's memory-mapped levels themselves."""
     if spec.device == "cpu":
         data = trial_data(spec.dataset, spec.data_dir, spec.recipe)
         return data.train, data.val
@@ -129,7 +125,7 @@ def evaluate(spec: TrialSpec) -> TrialResult:
         torch.manual_seed(spec.recipe.seed)
         model: Network = build(parse(spec.genotype), data.input_shape, data.num_classes)
         summary = model.summary()
-        calibration = data.train[0][:CALIBRATION_IMAGES].numpy()
+        calibration = data.train.images(slice(CALIBRATION_IMAGES)).numpy()
         if spec.resume is None:
             m = cheap_metrics(model, data.input_shape, spec.device, spec.threads, spec.runtime,
                               spec.throughput_batch, calibration)
@@ -169,7 +165,7 @@ def _train(model: Network, spec: TrialSpec, data: Dataset, m: Metrics) -> tuple[
     gpu = spec.device.startswith("cuda")
     if gpu:
         torch.cuda.reset_peak_memory_stats(spec.device)
-    trainer = Trainer(model, spec.recipe, len(train_split[0]), spec.device,
+    trainer = Trainer(model, spec.recipe, len(train_split), spec.device,
                       spec.resume.state if spec.resume else None)
     stop = next((r for r in spec.recipe.rungs if r > trainer.epoch), spec.recipe.epochs)
     accuracies = list(m.epoch_accuracy or [])

@@ -30,7 +30,7 @@ FIGURES = tuple(REGISTRY[n] for n in PER_RUNTIME)
 def shipped_files(model: Network, data: Dataset, runtimes: tuple[str, ...] = RUNTIMES) -> dict[str, Shipped]:
     """The file of ``model`` in each of ``runtimes`` that can run here (int8: calibrated on
     training images)."""
-    calibration = data.train[0][:CALIBRATION_IMAGES].numpy()
+    calibration = data.train.images(slice(CALIBRATION_IMAGES)).numpy()
     return {rt: ship(model, data.input_shape, rt, calibration) for rt in runtimes if runtime_problem(rt) is None}
 
 

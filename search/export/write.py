@@ -16,7 +16,7 @@ import optuna
 import torch
 
 from hwnas.evaluators import Recipe, accuracy_of, count_macs, count_params, train
-from hwnas.evaluators.data import Dataset, crop_flip
+from hwnas.evaluators.data import Dataset, Split, crop_flip
 from hwnas.evaluators.metrics import REGISTRY, Metrics
 from hwnas.evaluators.runtimes import CALIBRATION_IMAGES, FILES, RUNTIMES, is_int8
 from hwnas.evaluators.trial import trial_data
@@ -111,7 +111,7 @@ def _recipe(study: optuna.Study) -> Recipe:
     return study_config(study).recipe()
 
 
-def _trained(genotype: Genotype, data: Dataset, recipe: Recipe, on: tuple[torch.Tensor, torch.Tensor]) -> Network:
+def _trained(genotype: Genotype, data: Dataset, recipe: Recipe, on: Split) -> Network:
     torch.manual_seed(recipe.seed)  # as evaluators.trial.evaluate does
     augment = crop_flip if recipe.augment and data.augmentable else None
     return train(build(genotype, data.input_shape, data.num_classes), on, recipe, augment=augment)
@@ -123,8 +123,7 @@ def _weights(request: ExportRequest, study: optuna.Study, trial: optuna.trial.Fr
     recipe = _recipe(study)
     if request.retrain_epochs:
         recipe = replace(recipe, epochs=request.retrain_epochs)
-        both = (torch.cat([data.train[0], data.val[0]]), torch.cat([data.train[1], data.val[1]]))
-        model = _trained(genotype, data, recipe, both)
+        model = _trained(genotype, data, recipe, data.train.joined(data.val))
         return model, {"source": "retrained", "data": "train+validation", "recipe": asdict(recipe),
                        **Metrics(test_accuracy=accuracy_of(model, data.test)).values(),
                        "note": "validation data was trained on: only test accuracy describes these weights"}

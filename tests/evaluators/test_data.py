@@ -32,16 +32,16 @@ def test_fashion_mnist_reader_on_idx_files(tmp_path):
     raw = fake_fashion(tmp_path)
     d = load_dataset("fashion-mnist", str(tmp_path))
     assert d.input_shape == (1, 28, 28) and d.num_classes == 10 and d.augmentable
-    assert [len(d.train[0]), len(d.val[0]), len(d.test[0])] == [90, 10, 30]
-    assert sorted(d.val[1].tolist()) == list(range(10))  # stratified: one of each class
+    assert [len(d.train), len(d.val), len(d.test)] == [90, 10, 30]
+    assert sorted(d.val.labels.tolist()) == list(range(10))  # stratified: one of each class
     # the official test set is the test split, in file order, standardised with train's mean and std
-    assert d.test[1].tolist() == raw["t10k"][1].tolist()
+    assert d.test.labels.tolist() == raw["t10k"][1].tolist()
     test_images = raw["t10k"][0].astype(np.float64) / 255
-    correlation = np.corrcoef(d.test[0].numpy().ravel(), test_images.ravel())[0, 1]
+    correlation = np.corrcoef(d.test.images().numpy().ravel(), test_images.ravel())[0, 1]
     assert correlation > 0.9999
-    assert abs(float(d.train[0].mean())) < 1e-4 and abs(float(d.train[0].std()) - 1) < 1e-3
+    assert abs(float(d.train.images().mean())) < 1e-4 and abs(float(d.train.images().std()) - 1) < 1e-3
     # fixed split: a second read gives the same validation images
-    assert torch.equal(load_dataset("fashion-mnist", str(tmp_path)).val[0], d.val[0])
+    assert torch.equal(load_dataset("fashion-mnist", str(tmp_path)).val.images(), d.val.images())
 
 
 def test_idx_reader_reads_plain_files_and_rejects_bad_ones(tmp_path):
@@ -83,12 +83,12 @@ def test_cifar10_reader_on_python_batches(tmp_path):
     for given in (tmp_path, tmp_path / "cifar-10-batches-py"):  # the directory or its parent
         d = load_dataset("cifar10", str(given))
         assert d.input_shape == (3, 32, 32) and d.num_classes == 10 and d.augmentable
-        assert [len(d.train[0]), len(d.val[0]), len(d.test[0])] == [90, 10, 20]
+        assert [len(d.train), len(d.val), len(d.test)] == [90, 10, 20]
     data, labels = batches["test_batch"]
-    assert d.test[1].tolist() == labels
+    assert d.test.labels.tolist() == labels
     # rows are 1024 red, then green, then blue values: channel 0 of image 3 is its first 1024 bytes
     red = data[3, :1024].reshape(32, 32).astype(np.float64)
-    assert np.corrcoef(d.test[0][3, 0].numpy().ravel(), red.ravel())[0, 1] > 0.9999
+    assert np.corrcoef(d.test.images()[3, 0].numpy().ravel(), red.ravel())[0, 1] > 0.9999
 
 
 def test_cifar10_reader_refuses_pickles_that_run_code(tmp_path):
@@ -130,8 +130,8 @@ def test_folder_reader(tmp_path):
     write_folder(tmp_path / "grey")
     d = load_dataset(f"folder:{tmp_path / 'grey'}")
     assert d.input_shape == (1, 12, 10) and d.num_classes == 3 and not d.augmentable
-    assert sum(len(s[0]) for s in (d.train, d.val, d.test)) == 18
-    assert set(d.train[1].tolist()) == {0, 1, 2}
+    assert sum(len(s) for s in (d.train, d.val, d.test)) == 18
+    assert set(d.train.labels.tolist()) == {0, 1, 2}
     write_folder(tmp_path / "mixed", rgb_one=True)
     assert load_dataset(f"folder:{tmp_path / 'mixed'}").input_shape == (3, 12, 10)
 
@@ -154,12 +154,12 @@ def test_prepare_resizes_and_takes_nested_subsets():
     d = load_dataset("digits")
     assert prepare(d) is d
     small, large = prepare(d, train_subset=100), prepare(d, train_subset=300)
-    assert len(small.train[0]) == 100 and len(small.val[0]) == len(d.val[0])
+    assert len(small.train) == 100 and len(small.val) == len(d.val)
     rows = lambda x: {tuple(r.flatten().tolist()) for r in x}
-    assert rows(small.train[0]) <= rows(large.train[0])
+    assert rows(small.train.images()) <= rows(large.train.images())
     big = prepare(d, resolution=16)
-    assert big.input_shape == (1, 16, 16) and big.train[0].shape[1:] == (1, 16, 16)
-    assert big.test[0].shape == (len(d.test[0]), 1, 16, 16)
+    assert big.input_shape == (1, 16, 16) and big.train.images().shape[1:] == (1, 16, 16)
+    assert big.test.images().shape == (len(d.test), 1, 16, 16)
 
 
 def test_crop_flip_is_a_padded_shift_or_its_mirror():
@@ -182,10 +182,10 @@ def test_real_fashion_mnist_files():
     assert Path(FASHION_MNIST_DIR, "train-images-idx3-ubyte.gz").is_file(), \
         "apt-get install dataset-fashion-mnist (see .ci/run)"
     d = load_dataset("fashion-mnist")
-    assert [len(d.train[0]), len(d.val[0]), len(d.test[0])] == [54_000, 6_000, 10_000]
-    assert d.val[1].bincount().tolist() == [600] * 10 and d.test[1].bincount().tolist() == [1000] * 10
+    assert [len(d.train), len(d.val), len(d.test)] == [54_000, 6_000, 10_000]
+    assert d.val.labels.bincount().tolist() == [600] * 10 and d.test.labels.bincount().tolist() == [1000] * 10
     labels = read_idx(Path(FASHION_MNIST_DIR, "t10k-labels-idx1-ubyte.gz"))
-    assert d.test[1].tolist() == labels.tolist()
+    assert d.test.labels.tolist() == labels.tolist()
     # a small trial really trains on them: well above chance (0.1) after 125 steps
     m = evaluate(TrialSpec(0, "stem_c8_k3_s1_relu, conv_r1_k3_s2_c16_relu, conv_r1_k3_s2_c32_relu, head_relu",
                            "fashion-mnist", Recipe(epochs=2, batch_size=32, train_subset=2000, augment=False))).metrics

@@ -9,12 +9,12 @@ SMALL = parse("stem_c8_k3_s1_relu, ds_r1_k3_s2_c16_relu, conv_r1_k3_s2_c16_relu,
 
 def test_digits_splits_are_fixed_disjoint_and_stratified():
     a, b = load_dataset("digits"), load_dataset("digits")
-    sizes = [len(a.train[0]), len(a.val[0]), len(a.test[0])]
+    sizes = [len(a.train), len(a.val), len(a.test)]
     assert sum(sizes) == 1797 and sizes[1] in (359, 360) and sizes[2] in (359, 360)
-    assert torch.equal(a.val[0], b.val[0]) and torch.equal(a.test[1], b.test[1])
+    assert torch.equal(a.val.images(), b.val.images()) and torch.equal(a.test.labels, b.test.labels)
     rows = lambda x: {tuple(r.flatten().tolist()) for r in x}
-    assert not rows(a.val[0]) & rows(a.test[0])
-    assert set(a.val[1].tolist()) == set(range(10))
+    assert not rows(a.val.images()) & rows(a.test.images())
+    assert set(a.val.labels.tolist()) == set(range(10))
 
 
 def test_macs_and_params_of_a_hand_counted_net():

@@ -36,12 +36,12 @@ def test_every_runtime_runs_the_same_network():
     data = load_dataset("digits")
     torch.manual_seed(0)
     model = build(parse(GENOTYPE), data.input_shape, data.num_classes).eval()
-    x = data.val[0][:64].numpy()
+    x = data.val.images()[:64].numpy()
     with torch.no_grad():
         want = model(torch.from_numpy(x)).numpy()
     sizes = {}
     for rt in RUNTIMES:
-        shipped = ship(model, data.input_shape, rt, data.train[0][:64].numpy())
+        shipped = ship(model, data.input_shape, rt, data.train.images()[:64].numpy())
         got = shipped.forward(model, 1)(x)
         tolerance = 0.2 * np.abs(want).max() if rt.endswith("int8") else 1e-4
         assert np.abs(got - want).max() < tolerance, rt

@@ -92,19 +92,19 @@ def test_training_in_segments_equals_training_at_once():
         torch.manual_seed(0)
         return build(parse(SMALL), data.input_shape, 10)
 
-    whole = Trainer(fresh(), recipe, len(data.train[0]))
+    whole = Trainer(fresh(), recipe, len(data.train))
     for _ in range(3):
         whole.train_epoch(data.train)
     state = None
     for _ in range(3):
-        part = Trainer(fresh(), recipe, len(data.train[0]), state=state)
+        part = Trainer(fresh(), recipe, len(data.train), state=state)
         part.train_epoch(data.train)
         state = part.state()
     a, b = whole.trained().state_dict(), part.trained().state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     # pauses change nothing: the same as training without rungs; cycles ending at rungs do
-    plain = Trainer(fresh(), Recipe(epochs=3, seed=3), len(data.train[0]))
-    annealed = Trainer(fresh(), Recipe(epochs=3, seed=3), len(data.train[0]), cycles=cycles_ending_at((1, 2), 3))
+    plain = Trainer(fresh(), Recipe(epochs=3, seed=3), len(data.train))
+    annealed = Trainer(fresh(), Recipe(epochs=3, seed=3), len(data.train), cycles=cycles_ending_at((1, 2), 3))
     for _ in range(3):
         plain.train_epoch(data.train)
         annealed.train_epoch(data.train)

@@ -65,7 +65,7 @@ print(json.dumps({'params': sum(p.numel() for p in net.parameters()), 'macs': co
 
 def run_isolated(out_dir: Path, genotype_text: str, data, tmp_path: Path) -> tuple[dict, torch.Tensor]:
     x = torch.randn(5, *data.input_shape, generator=torch.Generator().manual_seed(1))
-    torch.save((x, *data.val), tmp_path / "inputs.pt")
+    torch.save((x, data.val.images(), data.val.labels), tmp_path / "inputs.pt")
     r = subprocess.run([sys.executable, "-I", "-S", "-c", ISOLATED, str(out_dir), TORCH_SITE,
                         str(tmp_path / "inputs.pt"), str(tmp_path / "outputs.pt")],
                        cwd=out_dir, capture_output=True, text=True, timeout=120, env={"PATH": os.environ["PATH"]})

@@ -82,14 +82,14 @@ def _png16(path: Path, levels: np.ndarray) -> None:
 def test_16_bit_grey_images_keep_their_levels(tmp_path):
     levels = np.arange(300, 364, dtype=np.uint16).reshape(8, 8) * 15  # 4500 to 5445: far above 255
     _png16(tmp_path / "a.png", levels)
-    read = _read_image(tmp_path / "a.png")
-    assert read.shape == (8, 8) and np.allclose(read, levels / 65535.0)
+    read, depth = _read_image(tmp_path / "a.png")
+    assert read.shape == (8, 8) and np.array_equal(read, levels) and depth == 65535
     for label in ("dark", "light"):
         (tmp_path / "set" / label).mkdir(parents=True)
         for i in range(6):
             _png16(tmp_path / "set" / label / f"{i}.png", np.full((8, 8), 300 if label == "dark" else 998) + i)
     data = load_folder(str(tmp_path / "set"))
-    x = np.concatenate([data.train[0].numpy(), data.val[0].numpy(), data.test[0].numpy()])
+    x = np.concatenate([data.train.images().numpy(), data.val.images().numpy(), data.test.images().numpy()])
     assert x.std() > 0.5  # the two classes stay apart (clipped at 255, every image was white)
 
 

@@ -1,0 +1,88 @@
+"""What a node keeps between runs, in one folder (``$HWNAS_CACHE``, default ``~/.cache/hwnas``):
+the latency anchors (``reference``) and decoded data sets (``arrays``).
+
+A decoded data set is a folder of ``.npy`` files that every process on the node memory-maps:
+the operating system holds its pages once, however many trial workers read them, and the next
+run skips decoding. It is written to a temporary folder and renamed into place, under a lock, so
+workers that start together decode it once and never read half a file.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+CACHE_ENV = "HWNAS_CACHE"
+DATA = "data"  # the sub-folder of decoded data sets
+META = "meta.json"
+FORMAT = 1  # bump when what is written changes: older entries are then not read
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "hwnas")
+
+
+def fingerprint(files: list[Path]) -> list[tuple[str, int, int]]:
+    """What says a source changed: each file's resolved path, size and modification time."""
+    out = []
+    for f in files:
+        s = f.stat()
+        out.append((str(f.resolve()), s.st_size, s.st_mtime_ns))
+    return out
+
+
+def arrays(identity: dict, make: Callable[[], tuple[dict[str, np.ndarray], dict]]
+           ) -> tuple[dict[str, np.ndarray], dict]:
+    """The arrays and metadata ``make`` returns, from this node's cache when an entry of the same
+    ``identity`` (anything JSON: a name, a path, file fingerprints) is there, memory-mapped
+    copy-on-write (pages shared with every other reader until written, which nothing does);
+    else made, written and mapped. A cache that cannot be written (read-only, full) costs the
+    sharing, not the run: the arrays made are returned, with a warning."""
+    text = json.dumps({"format": FORMAT, **identity}, sort_keys=True)
+    key = hashlib.sha256(text.encode()).hexdigest()[:20]
+    root = cache_dir() / DATA
+    entry = root / key
+    if (entry / META).is_file():
+        return _mapped(entry)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        lock = open(root / f"{key}.lock", "w")
+    except OSError as e:
+        return _unshared(root, e, make)
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another process decoding the same: wait, then map its entry
+        if (entry / META).is_file():
+            return _mapped(entry)
+        made, meta = make()
+        tmp = None
+        try:
+            tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{key}-"))
+            for name, a in made.items():
+                np.save(tmp / f"{name}.npy", np.ascontiguousarray(a), allow_pickle=False)
+            (tmp / META).write_text(json.dumps({"identity": json.loads(text), "arrays": sorted(made), **meta}))
+            os.replace(tmp, entry)
+        except OSError as e:
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+            return _unshared(root, e, lambda: (made, meta))
+    return _mapped(entry)
+
+
+def _unshared(root: Path, error: OSError, make: Callable[[], tuple[dict[str, np.ndarray], dict]]
+              ) -> tuple[dict[str, np.ndarray], dict]:
+    warnings.warn(f"data cache {root} not written ({error}): this process holds its own copy of the data set",
+                  stacklevel=3)
+    return make()
+
+
+def _mapped(entry: Path) -> tuple[dict[str, np.ndarray], dict]:
+    meta = json.loads((entry / META).read_text())
+    return {n: np.load(entry / f"{n}.npy", mmap_mode="c", allow_pickle=False) for n in meta["arrays"]}, meta
