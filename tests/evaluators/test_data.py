@@ -1,7 +1,10 @@
 """Readers, tested on small files written here in each real format, and Fashion-MNIST on the real files."""
 import gzip
+import os
 import pickle
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -148,6 +151,67 @@ def test_folder_reader_errors(tmp_path):
         load_dataset(f"folder:{tmp_path / 'broken'}")
     with pytest.raises(DataError, match="unknown data set 'mnist'; available: digits, fashion-mnist, cifar10"):
         load_dataset("mnist")
+
+
+def _mapped_files() -> str:
+    return Path("/proc/self/maps").read_text()
+
+
+def test_a_folder_is_decoded_once_per_node_and_memory_mapped(tmp_path, monkeypatch):
+    """The first read decodes the images into the node's cache; the next maps the cache and reads
+    no image (one made unreadable, its size and time kept, goes unnoticed); a changed folder is
+    decoded again. The levels are 8-bit, mapped from the cache's file, and a batch standardises
+    to what the mean and std say."""
+    monkeypatch.setenv("HWNAS_CACHE", str(tmp_path / "cache"))
+    write_folder(tmp_path / "set")
+    first = load_dataset(f"folder:{tmp_path / 'set'}")
+    entries = list((tmp_path / "cache" / "data").glob("*/meta.json"))
+    assert len(entries) == 1 and first.train.levels.dtype == torch.uint8
+    assert str(entries[0].parent / "train_levels.npy") in _mapped_files()
+    raw = first.train.levels.double() / 255
+    mean, std = torch.tensor(first.mean).view(1, -1, 1, 1), torch.tensor(first.std).view(1, -1, 1, 1)
+    assert torch.allclose(first.train.images(slice(0, 5)).double(), ((raw - mean) / std)[:5], atol=1e-5)
+    # the next run: an image spoilt behind the fingerprint's back is never decoded
+    image = tmp_path / "set" / "dog" / "3.png"
+    stat = image.stat()
+    image.write_bytes(b"x" * stat.st_size)
+    os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    again = load_dataset(f"folder:{tmp_path / 'set'}")
+    assert torch.equal(again.val.levels, first.val.levels) and again.mean == first.mean
+    # a folder that changed is read again (and here meets the spoilt image)
+    write_folder(tmp_path / "more", classes=("newt",))
+    (tmp_path / "more" / "newt").rename(tmp_path / "set" / "newt")
+    with pytest.raises(DataError, match="cannot read image .*3.png"):
+        load_dataset(f"folder:{tmp_path / 'set'}")
+    image.unlink()
+    grown = load_dataset(f"folder:{tmp_path / 'set'}")
+    assert grown.num_classes == 4 and len(list((tmp_path / "cache" / "data").glob("*/meta.json"))) == 2
+
+
+def test_processes_that_start_together_decode_once_and_share_the_pages(tmp_path):
+    """Two processes reading a new data set at once: one decodes under the lock, both map the same
+    files (what lets a node's trial workers hold one copy)."""
+    write_folder(tmp_path / "set", per_class=30)
+    code = ("import sys; from pathlib import Path; from hwnas.evaluators.data import load_dataset; "
+            "d = load_dataset('folder:' + sys.argv[1]); "
+            "print([l for l in Path('/proc/self/maps').read_text().splitlines() if 'train_levels.npy' in l][0]"
+            ".split()[-1])")
+    env = {**os.environ, "HWNAS_CACHE": str(tmp_path / "cache")}
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "set")], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    mapped = {out.strip() for out, _ in outs}
+    assert len(mapped) == 1 and Path(mapped.pop()).parent.parent == tmp_path / "cache" / "data"
+    assert len(list((tmp_path / "cache" / "data").iterdir())) == 2  # the entry and its lock: no stray half-write
+
+
+def test_a_cache_that_cannot_be_written_costs_the_sharing_not_the_run(tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("a file where the cache folder would go")
+    monkeypatch.setenv("HWNAS_CACHE", str(tmp_path / "file"))
+    with pytest.warns(UserWarning, match="data cache .* not written"):
+        d = load_dataset("digits")
+    assert len(d.train) == 1077 and d.train.images().dtype == torch.float32
 
 
 def test_prepare_resizes_and_takes_nested_subsets():
