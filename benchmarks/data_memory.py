@@ -5,8 +5,8 @@ folder decoded) and warm (the next run). Prints the peak of the node's memory, s
 search's processes as proportional set size (a page shared by n processes counts 1/n in each: a
 memory-mapped data set counts once), the largest process's peak resident size, and wall time.
 
-    python benchmarks/data_memory.py [--images 50000] [--workers 1 2] [--trials 2] [--dir DIR]
-        [--code DIR] [--label before]
+    python benchmarks/data_memory.py [--images 50000] [--cifar-sized] [--workers 1 2] [--trials 2]
+        [--dir DIR] [--code DIR] [--label before]
 
 --code DIR measures another checkout of this repository (a `git worktree` of an older commit:
 the "before" rows); its processes import hwnas from there. The runs train briefly (1 epoch on
@@ -27,8 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("search", "spaces", "evaluators")  # hwnas.<name> is the repository's folder <name>
 
 
-def write_folder(root: Path, images: int) -> None:
-    """The first ``images`` Fashion-MNIST training images as 8-bit PNGs in root/<class>/."""
+def write_folder(root: Path, images: int, cifar_sized: bool) -> None:
+    """The first ``images`` Fashion-MNIST training images as 8-bit PNGs in root/<class>/ (with
+    ``cifar_sized``: padded to 32 x 32 and written as RGB, CIFAR-10's shape and bytes)."""
     import numpy as np
     from PIL import Image
 
@@ -41,7 +42,9 @@ def write_folder(root: Path, images: int) -> None:
     for label in np.unique(y):
         (root / f"class{label}").mkdir(parents=True, exist_ok=True)
     for i, (image, label) in enumerate(zip(x, y)):
-        Image.fromarray(image, "L").save(root / f"class{label}" / f"{i:05d}.png")
+        if cifar_sized:
+            image = np.repeat(np.pad(image, 2)[:, :, None], 3, axis=2)
+        Image.fromarray(image, "RGB" if cifar_sized else "L").save(root / f"class{label}" / f"{i:05d}.png")
     (root / "done").write_text("")
 
 
@@ -99,14 +102,15 @@ def main() -> None:
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     p.add_argument("--trials", type=int, default=2, help="trials per worker")
     p.add_argument("--train-subset", type=int, default=500)
+    p.add_argument("--cifar-sized", action="store_true", help="the images padded to 32 x 32 and written as RGB")
     p.add_argument("--dir", help="keeps the image folder (written once) and the runs")
     p.add_argument("--code", help="another checkout of this repository to measure (default: this one)")
     p.add_argument("--label", default="", help="the rows' label (default: this checkout's commit)")
     args = p.parse_args()
     work = Path(args.dir or tempfile.mkdtemp(prefix="data-memory-"))
-    folder = work / f"fashion-mnist-{args.images}"
+    folder = work / f"fashion-mnist-{args.images}{'-32x32-rgb' if args.cifar_sized else ''}"
     print(f"writing {args.images:,} Fashion-MNIST images as PNG to {folder} (once)", file=sys.stderr)
-    write_folder(folder, args.images)
+    write_folder(folder, args.images, args.cifar_sized)
     code = Path(args.code or ROOT).resolve()
     env = dict(os.environ)
     if args.code:  # an import path where hwnas.<name> is that checkout's folder <name>
@@ -123,7 +127,7 @@ def main() -> None:
     rows = []
     for workers in args.workers:
         for run in ("cold", "warm"):
-            study = f"mem-{label}-{workers}w-{run}"
+            study = f"mem-{label}-{folder.name}-{workers}w-{run}"
             command = [sys.executable, "-m", "hwnas.search", "run", "--space", "mobile", "--dataset",
                        f"folder:{folder}", "--epochs", "1", "--train-subset", str(args.train_subset),
                        "--trials", str(args.trials * workers), "--workers", str(workers), "--sampler", "random",
@@ -134,7 +138,8 @@ def main() -> None:
             pss, rss, wall, last = measure(command, env, work)
             rows.append((label, workers, run, pss, rss, wall))
             print(f"  {label} {workers} worker(s), cache {run}: {pss:.0f} MB, {wall:.0f} s ({last})", file=sys.stderr)
-    print(f"\n{args.images:,} Fashion-MNIST images (28x28 grey PNG, {args.images * 784 / 2**20:.0f} MB as uint8), "
+    shape, size = ("32x32 RGB", 3 * 32 * 32) if args.cifar_sized else ("28x28 grey", 28 * 28)
+    print(f"\n{args.images:,} Fashion-MNIST images ({shape} PNG, {args.images * size / 2**20:.0f} MB as uint8), "
           f"search run --dataset folder:DIR, {args.trials} trials per worker, 1 epoch on {args.train_subset} images")
     header = f"{'code':<10} {'workers':>7} {'cache':<5} {'peak node MB (PSS)':>18} {'largest process MB (RSS)':>24} " \
              f"{'wall s':>6}"

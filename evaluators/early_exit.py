@@ -25,7 +25,9 @@ def head_confidences(model: Network, split: Split, device: str = "cpu",
     model.eval()
     conf, pred = [], []
     for i in range(0, len(split), batch_size):
-        probs = torch.stack([o.softmax(1) for o in model.forward_exits(split.images(slice(i, i + batch_size), device))])
+        # channels_last, as accuracy_of
+        x = split.images(slice(i, i + batch_size), device).contiguous(memory_format=torch.channels_last)
+        probs = torch.stack([o.softmax(1) for o in model.forward_exits(x)])
         c, p = probs.max(2)
         conf.append(c.cpu())
         pred.append(p.cpu())
