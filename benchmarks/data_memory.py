@@ -123,15 +123,16 @@ def main() -> None:
     label = args.label or subprocess.run(["git", "-C", str(code), "rev-parse", "--short", "HEAD"],
                                          capture_output=True, text=True).stdout.strip()
     cache = Path(tempfile.mkdtemp(prefix="cache-", dir=work))  # cold at first: this benchmark's own node cache
+    runs = Path(tempfile.mkdtemp(prefix="runs-", dir=work))  # new studies: every run trains its trials
     env.update(HWNAS_CACHE=str(cache), MLFLOW_TRACKING_URI=f"sqlite:///{work / 'mlflow.db'}")
     rows = []
     for workers in args.workers:
         for run in ("cold", "warm"):
-            study = f"mem-{label}-{folder.name}-{workers}w-{run}"
+            study = f"{workers}-workers-{run}"
             command = [sys.executable, "-m", "hwnas.search", "run", "--space", "mobile", "--dataset",
                        f"folder:{folder}", "--epochs", "1", "--train-subset", str(args.train_subset),
                        "--trials", str(args.trials * workers), "--workers", str(workers), "--sampler", "random",
-                       "--dir", str(work / "runs"), "--study", study]
+                       "--dir", str(runs), "--study", study]
             if run == "cold":
                 for entry in (cache / "data").glob("*"):  # decode again: the folder's entry goes
                     subprocess.run(["rm", "-rf", str(entry)], check=True)

@@ -16,13 +16,15 @@ from .data import Split
 from .latency import timing
 from .metrics import Metrics
 from .reference import drift_scale
+from .training import eval_batch
 
 
 @torch.no_grad()
 def head_confidences(model: Network, split: Split, device: str = "cpu",
-                     batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
+                     batch_size: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Softmax confidence and predicted class of every head (rows: exits first, main head last)."""
     model.eval()
+    batch_size = batch_size or eval_batch(device)
     conf, pred = [], []
     for i in range(0, len(split), batch_size):
         # channels_last, as accuracy_of
