@@ -73,6 +73,10 @@ def arrays(identity: dict, make: Callable[[], tuple[dict[str, np.ndarray], dict]
             if tmp is not None:
                 shutil.rmtree(tmp, ignore_errors=True)
             return _unshared(root, e, lambda: (made, meta))
+        except BaseException:  # Ctrl-C mid-write: no half entry left (kill -9 leaves the hidden folder)
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+            raise
     return _mapped(entry)
 
 
