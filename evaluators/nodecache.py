@@ -31,11 +31,13 @@ def cache_dir() -> Path:
 
 
 def fingerprint(files: list[Path]) -> list[tuple[str, int, int]]:
-    """What says a source changed: each file's resolved path, size and modification time."""
+    """What says a source changed: each file's absolute path, size and modification time. (Not
+    ``resolve()``d: that walks every component's links, 1.3 s for 50,000 files against 0.2 s; a
+    folder reached by two names is decoded once for each.)"""
     out = []
     for f in files:
         s = f.stat()
-        out.append((str(f.resolve()), s.st_size, s.st_mtime_ns))
+        out.append((os.path.abspath(f), s.st_size, s.st_mtime_ns))
     return out
 
 
