@@ -1,10 +1,12 @@
 """Where a study lives (an Optuna journal file under ``<dir>/<study>/``) and its sampler."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import optuna
@@ -60,6 +62,28 @@ class _TimedLock(JournalFileSymlinkLock):
                                  f"({self._lock_file}); another process keeps writing it") from None
             time.sleep(pause)
             pause = min(pause * 2, 0.05)
+
+
+    def release(self) -> None:
+        """Optuna's release (rename the lock aside, then delete it), safe against Ctrl-C or SIGTERM
+        raised inside it. Optuna's own deletes the renamed file on any exception, so an interrupt
+        that came just before the rename raised FileNotFoundError instead, and the search ended
+        with exit status 1 and a lock left behind (seen once in CI) instead of 130."""
+        renamed = f"{self._lock_file}{uuid.uuid4()}.rename"
+        renamed_aside = False
+        try:
+            os.rename(self._lock_file, renamed)
+            renamed_aside = True
+            os.unlink(renamed)
+        except OSError:
+            raise RuntimeError(f"did not hold the lock {self._lock_file}") from None
+        except BaseException:  # interrupted: finish releasing what is still ours, and let it through
+            with contextlib.suppress(OSError):
+                if renamed_aside or os.path.lexists(renamed):
+                    os.unlink(renamed)
+                else:  # not renamed yet: the lock file is still ours (nobody else removes a fresh one)
+                    os.unlink(self._lock_file)
+            raise
 
 
 def _ends_torn(path: Path) -> bool:
