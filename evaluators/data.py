@@ -56,8 +56,16 @@ class Standardise:
         object.__setattr__(self, "gain", torch.tensor(gain, dtype=torch.float32).view(1, -1, 1, 1))
         object.__setattr__(self, "shift", torch.tensor(shift, dtype=torch.float32).view(1, -1, 1, 1))
 
+    def to(self, device: str | torch.device) -> Standardise:
+        """The same map with its gain and shift held on ``device`` (a GPU batch then copies nothing
+        to the device but its levels)."""
+        moved = replace(self)
+        object.__setattr__(moved, "gain", self.gain.to(device))
+        object.__setattr__(moved, "shift", self.shift.to(device))
+        return moved
+
     def __call__(self, levels: torch.Tensor) -> torch.Tensor:
-        d = levels.device
+        d = levels.device  # .to is free where gain and shift already are (Split.to puts them there)
         return torch.addcmul(self.shift.to(d), levels.to(torch.float32), self.gain.to(d))
 
 
@@ -79,7 +87,7 @@ class Split:
         return self.standardise(levels if device is None else levels.to(device))
 
     def to(self, device: str | torch.device) -> Split:
-        return Split(self.levels.to(device), self.labels.to(device), self.standardise)
+        return Split(self.levels.to(device), self.labels.to(device), self.standardise.to(device))
 
     def subset(self, keep: torch.Tensor) -> Split:
         return Split(self.levels[keep], self.labels[keep], self.standardise)

@@ -70,20 +70,22 @@ def cumulative_macs(model: Network, input_shape: tuple[int, int, int]) -> list[i
 
 
 @torch.no_grad()
-def dynamic_run(model: Network, x: torch.Tensor, threshold: float, device: str = "cpu",
+def dynamic_run(model: Network, split: Split, threshold: float, device: str = "cpu",
                 warmup: int = 10) -> tuple[np.ndarray, np.ndarray, float]:
-    """Run the dynamic network one input at a time over ``x``: predictions, heads taken, and the
+    """Run the dynamic network one input at a time over ``split``: predictions, heads taken, and the
     expected latency in ms: the median time of the inputs leaving at each head, weighted by how
     many leave there (medians, so a burst of load on a shared machine does not dominate)."""
     model.eval()
-    x = x.to(device)
-    for i in range(min(warmup, len(x))):
-        model.predict_early_exit(x[i:i + 1], threshold)
-    preds, heads = np.empty(len(x), dtype=np.int64), np.empty(len(x), dtype=np.int64)
-    times = np.empty(len(x))
-    for i in range(len(x)):
+    split = split.to(device)  # levels: each image is standardised as it is taken, outside the clock
+    n = len(split)
+    for i in range(min(warmup, n)):
+        model.predict_early_exit(split.images(slice(i, i + 1)), threshold)
+    preds, heads = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
+    times = np.empty(n)
+    for i in range(n):
+        x = split.images(slice(i, i + 1))
         start = time.perf_counter()
-        logits, heads[i] = model.predict_early_exit(x[i:i + 1], threshold)  # .item() inside waits for the device
+        logits, heads[i] = model.predict_early_exit(x, threshold)  # .item() inside waits for the device
         times[i] = (time.perf_counter() - start) * 1e3
         preds[i] = logits.argmax(1).item()
     expected = sum(np.median(times[heads == k]) * np.mean(heads == k) for k in np.unique(heads))
@@ -94,11 +96,11 @@ def exit_metrics(model: Network, val: Split, test: Split, input_shape: tuple[int
                  tolerance: float, device: str = "cpu", threads: int = 0) -> Metrics:
     """Calibrate on the validation split, then measure the dynamic network there (batch 1, with
     ``threads`` CPU threads as ``latency.measure_latency``)."""
-    x, y = val.images(), val.labels
+    y = val.labels
     conf, pred = head_confidences(model, val, device)
     threshold = calibrate(conf, pred, y.numpy(), tolerance)
     with quiet.measuring(), timing(threads, device):  # timed: only while other trials pause
-        preds, heads, latency_ms = dynamic_run(model, x, threshold, device)
+        preds, heads, latency_ms = dynamic_run(model, val, threshold, device)
         if device == "cpu":  # anchored as latency_ms is (evaluators.reference), by a reference timed right after
             latency_ms *= drift_scale("torch", input_shape, threads)
     rates = [float((heads == k).mean()) for k in range(len(conf))]

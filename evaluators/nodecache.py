@@ -58,7 +58,8 @@ def arrays(identity: dict, make: Callable[[], tuple[dict[str, np.ndarray], dict]
         root.mkdir(parents=True, exist_ok=True)
         lock = open(root / f"{key}.lock", "w")
     except OSError as e:
-        return _unshared(root, e, make)
+        _unshared(root, e)
+        return make()
     with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another process decoding the same: wait, then map its entry
         if (entry / META).is_file():
@@ -74,7 +75,8 @@ def arrays(identity: dict, make: Callable[[], tuple[dict[str, np.ndarray], dict]
         except OSError as e:
             if tmp is not None:
                 shutil.rmtree(tmp, ignore_errors=True)
-            return _unshared(root, e, lambda: (made, meta))
+            _unshared(root, e)
+            return made, meta
         except BaseException:  # Ctrl-C mid-write: no half entry left (kill -9 leaves the hidden folder)
             if tmp is not None:
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -82,11 +84,9 @@ def arrays(identity: dict, make: Callable[[], tuple[dict[str, np.ndarray], dict]
     return _mapped(entry)
 
 
-def _unshared(root: Path, error: OSError, make: Callable[[], tuple[dict[str, np.ndarray], dict]]
-              ) -> tuple[dict[str, np.ndarray], dict]:
+def _unshared(root: Path, error: OSError) -> None:
     warnings.warn(f"data cache {root} not written ({error}): this process holds its own copy of the data set",
                   stacklevel=3)
-    return make()
 
 
 def _mapped(entry: Path) -> tuple[dict[str, np.ndarray], dict]:

@@ -45,6 +45,11 @@ CALIBRATION_IMAGES = 64  # training images int8 activation ranges are calibrated
 THROUGHPUT_BATCH = 32
 
 
+def calibration_images(train: Split) -> np.ndarray:
+    """The training images int8 activation ranges are calibrated on, as the network takes them."""
+    return train.images(slice(CALIBRATION_IMAGES)).numpy()
+
+
 def runtime_problem(name: str) -> str | None:
     """Why ``name`` cannot time models here (unknown, or its package is missing), or None."""
     if name not in RUNTIMES:

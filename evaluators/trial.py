@@ -18,11 +18,11 @@ from .early_exit import exit_metrics
 from .memory import peak_memory_mb
 from .metrics import ALL_EXTRAS, Extras, Metrics
 from .runtimes import (
-    CALIBRATION_IMAGES,
     DEFAULT_RUNTIME,
     SCREENED_IN,
     THROUGHPUT_BATCH,
     accuracy_in,
+    calibration_images,
     is_int8,
     ship,
     weights_of,
@@ -125,7 +125,7 @@ def evaluate(spec: TrialSpec) -> TrialResult:
         torch.manual_seed(spec.recipe.seed)
         model: Network = build(parse(spec.genotype), data.input_shape, data.num_classes)
         summary = model.summary()
-        calibration = data.train.images(slice(CALIBRATION_IMAGES)).numpy()
+        calibration = calibration_images(data.train)
         if spec.resume is None:
             m = cheap_metrics(model, data.input_shape, spec.device, spec.threads, spec.runtime,
                               spec.throughput_batch, calibration)

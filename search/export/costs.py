@@ -12,10 +12,10 @@ from hwnas.evaluators.data import Dataset
 from hwnas.evaluators.memory import peak_memory_mb
 from hwnas.evaluators.metrics import PER_RUNTIME, REGISTRY, Metrics
 from hwnas.evaluators.runtimes import (
-    CALIBRATION_IMAGES,
     RUNTIMES,
     Shipped,
     accuracy_in,
+    calibration_images,
     is_int8,
     runtime_costs,
     runtime_problem,
@@ -30,7 +30,7 @@ FIGURES = tuple(REGISTRY[n] for n in PER_RUNTIME)
 def shipped_files(model: Network, data: Dataset, runtimes: tuple[str, ...] = RUNTIMES) -> dict[str, Shipped]:
     """The file of ``model`` in each of ``runtimes`` that can run here (int8: calibrated on
     training images)."""
-    calibration = data.train.images(slice(CALIBRATION_IMAGES)).numpy()
+    calibration = calibration_images(data.train)
     return {rt: ship(model, data.input_shape, rt, calibration) for rt in runtimes if runtime_problem(rt) is None}
 
 
