@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from hwnas.evaluators.budgets import Budget
 from hwnas.evaluators.metrics import BUDGETS, DEFAULT_OBJECTIVES, OBJECTIVES, REGISTRY
 
-from .early_stopping import DEFAULT_METHOD, METHODS, early_stop_problem, rungs_of
+from .early_stopping import DEFAULT_METHOD, METHODS, default_method, early_stop_problem, rungs_of
 from .errors import UsageError
 from .samplers import DEFAULT_SAMPLER, SAMPLERS
 
@@ -123,10 +123,12 @@ class RunConfig:
     augment: bool = option(True, "the data set's standard augmentation (random crop with padding and "
                                  "horizontal flip for fashion-mnist and cifar10; none for digits and folders)",
                            identity=True)
-    early_stop: str = option(DEFAULT_METHOD, f"{' or '.join(METHODS)}: mo-asha stops trials early (at each rung, "
-                                             f"epochs --min-epochs x --eta^k, a trial goes on only in the top 1/eta "
-                                             f"of its rung by non-dominated sorting on accuracy and the cheap "
-                                             f"objectives; docs/early-stopping.md)", metavar="METHOD")
+    # "": not given; resolved to DEFAULT_METHOD where a rung fits below --epochs on a trained space, else none
+    early_stop: str = option("", f"{' or '.join(METHODS)}: mo-asha stops trials early (at each rung, epochs "
+                                 f"--min-epochs x --eta^k, a trial goes on only in the top 1/eta of its rung by "
+                                 f"non-dominated sorting on accuracy and the cheap objectives; "
+                                 f"docs/early-stopping.md) (default: {DEFAULT_METHOD} where a rung fits below "
+                                 f"--epochs on a trained space, else none)", metavar="METHOD")
     min_epochs: int = option(1, "with --early-stop mo-asha: the first rung, in epochs")
     eta: int = option(3, "with --early-stop mo-asha: each rung keeps 1/eta of the trials that reach it, and the "
                          "next rung is eta times as many epochs")
@@ -272,6 +274,9 @@ class RunConfig:
             raise UsageError(f"space {self.space}: {e}") from None
         if self.exits and not space.supports_exits:
             raise UsageError(f"--exits does not apply to space {self.space}")
+        if not self.early_stop:  # resolved, so the saved config says what ran
+            object.__setattr__(self, "early_stop", default_method(self.epochs, self.min_epochs, self.eta,
+                                                                  kind is Evaluated.TRAINED))
         if self.early_stop != "none" and space.evaluated is not Evaluated.TRAINED:
             raise UsageError(f"--early-stop applies to trained spaces; space {self.space} looks its accuracy up "
                              f"in a table")

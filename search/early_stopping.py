@@ -31,7 +31,10 @@ from . import attrs
 from .pareto import nondominated_rows
 
 METHODS = ("none", "mo-asha")
-DEFAULT_METHOD = "none"
+# Measured (docs/early-stopping.md): at equal --trials, 2.0-2.7x less training compute and a front
+# within 1.2 % of the full-budget run's hypervolume or above it. Applied where a rung fits below
+# --epochs on a trained space; elsewhere there is nothing to stop and the default is none.
+DEFAULT_METHOD = "mo-asha"
 TS = optuna.trial.TrialState
 
 
@@ -44,15 +47,20 @@ def rungs_of(epochs: int, min_epochs: int, eta: int) -> tuple[int, ...]:
     return tuple(rungs)
 
 
+def default_method(epochs: int, min_epochs: int, eta: int, trained: bool) -> str:
+    """``--early-stop`` when not given: mo-asha where it has a rung to stop trials at, else none."""
+    return DEFAULT_METHOD if trained and rungs_of(epochs, min_epochs, eta) else "none"
+
+
 def early_stop_problem(method: str, epochs: int, min_epochs: int, eta: int) -> str | None:
-    """Why these settings cannot stop trials, or None."""
-    if method not in METHODS:
+    """Why these settings cannot stop trials, or None (``method`` "": not given, the default)."""
+    if method and method not in METHODS:
         return f"unknown --early-stop {method!r}; use {' or '.join(METHODS)}"
     if eta < 2:
         return f"--eta must be at least 2 (each rung keeps 1/eta of its trials), got {eta}"
     if min_epochs < 1:
         return f"--min-epochs must be a positive integer, got {min_epochs}"
-    if method != "none" and min_epochs >= epochs:
+    if method == "mo-asha" and min_epochs >= epochs:
         return (f"--min-epochs {min_epochs} is the first rung, at or above --epochs {epochs}: no trial could be "
                 f"stopped early; lower --min-epochs or raise --epochs")
     return None

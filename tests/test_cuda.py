@@ -83,7 +83,7 @@ def test_a_ray_search_packs_four_trials_on_one_gpu(tmp_path):
     from hwnas.search.study import load_study
 
     config = RunConfig(space="mobile", dataset="digits", trials=4, epochs=2, device="cuda", gpus_per_trial=0.25,
-                       dir=str(tmp_path), study="packed", sampler="random")
+                       dir=str(tmp_path), study="packed", sampler="random", early_stop="none")
     run_search(config, track=False, progress=False)
     trials = load_study(str(tmp_path), "packed").trials
     done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]

@@ -126,7 +126,7 @@ def run_search(config: RunConfig, executor: Executor | None = None, progress: bo
     if progress:
         print(f"study {config.study!r} in {journal_path(config.dir, config.study)}: space {config.space}, "
               f"data {evaluation.description}, sampler {config.sampler}, objectives {','.join(config.objectives)}, "
-              f"{config.trials} trials, {config.epochs} epochs", file=sys.stderr)
+              f"{config.trials} trials, {config.epochs} epochs{_stopping(config)}", file=sys.stderr)
         if track:
             print(f"MLflow: experiment {config.study!r} in {Store.resolve().uri} (`search ui` to browse)",
                   file=sys.stderr)
@@ -260,3 +260,11 @@ def _optimize(study: optuna.Study, config: RunConfig, space: Space, evaluation: 
             if failed is not None:
                 _notify(observers, study, failed)
         raise
+
+
+def _stopping(config: RunConfig) -> str:
+    """The run header's words on early stopping: where trials are judged, if anywhere."""
+    rungs = config.recipe().rungs
+    if not rungs:
+        return ""
+    return f", early stop {config.early_stop} at epoch{'s' if len(rungs) > 1 else ''} {', '.join(map(str, rungs))}"

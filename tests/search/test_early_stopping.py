@@ -217,3 +217,17 @@ def test_bad_early_stopping_input_is_one_line_exit_2(cli, tmp_path):
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "--eta must be" in r.stderr, r.stderr
     assert not any(tmp_path.iterdir())
 
+
+
+@pytest.mark.parametrize("options, method, rungs", [
+    (dict(), "mo-asha", (1, 3, 9)),  # --epochs 10: rungs at 1, 3 and 9
+    (dict(epochs=4, eta=2), "mo-asha", (1, 2)),
+    (dict(epochs=1), "none", ()),  # no rung below --epochs: nothing to stop, and not an error
+    (dict(epochs=3, min_epochs=3), "none", ()),
+    (dict(space="nb201"), "none", ()),  # a table space trains nothing
+    (dict(early_stop="none"), "none", ()),
+])
+def test_the_default_stops_early_where_a_rung_fits(options, method, rungs):
+    config = RunConfig(**options)
+    assert (config.early_stop, config.recipe().rungs) == (method, rungs)
+    assert RunConfig(**config.as_dict()) == config  # the saved config says what ran

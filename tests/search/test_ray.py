@@ -330,7 +330,7 @@ def _all_descendants(pid: int) -> list[int]:
 
 def test_killing_a_worker_during_a_run(tmp_path):
     run = subprocess.Popen([sys.executable, "-m", "hwnas.search", "run", "--trials", "4", "--epochs", "2", "--workers", "2",
-                            "--study", "s", "--dir", str(tmp_path), "--sampler", "random"],
+                            "--study", "s", "--dir", str(tmp_path), "--sampler", "random", "--early-stop", "none"],
                            cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     killed = None
