@@ -253,8 +253,8 @@ class RunConfig:
             raise UsageError(problem)
 
     def _resolve_for_space(self, space: Space) -> None:
-        """Data set and objectives: the space's defaults where not given, and only what its
-        evaluator (evaluators.evaluation: trained, or a table) offers."""
+        """Data set, objectives and early stopping: the space's defaults where not given, and only
+        what its evaluator (evaluators.evaluation: trained, or a table) offers."""
         from hwnas.evaluators.data import DataError
         from hwnas.evaluators.evaluation import DATASETS, METRICS, check_dataset
         from hwnas.spaces import Evaluated

@@ -63,7 +63,6 @@ class _TimedLock(JournalFileSymlinkLock):
             time.sleep(pause)
             pause = min(pause * 2, 0.05)
 
-
     def release(self) -> None:
         """Optuna's release (rename the lock aside, then delete it), safe against Ctrl-C or SIGTERM
         raised inside it. Optuna's own deletes the renamed file on any exception, so an interrupt

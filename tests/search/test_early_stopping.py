@@ -218,7 +218,6 @@ def test_bad_early_stopping_input_is_one_line_exit_2(cli, tmp_path):
     assert not any(tmp_path.iterdir())
 
 
-
 @pytest.mark.parametrize("options, method, rungs", [
     (dict(), "mo-asha", (1, 3, 9)),  # --epochs 10: rungs at 1, 3 and 9
     (dict(epochs=4, eta=2), "mo-asha", (1, 2)),
