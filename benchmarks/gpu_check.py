@@ -50,7 +50,8 @@ class Utilisation:
     """Samples GPU utilisation in a thread; ``between(t0, t1)`` averages the samples in a span."""
 
     def __init__(self, every: float = 0.1) -> None:
-        self.read, self.every, self.samples = gpu_sampler(), every, []
+        self.read, self.every = gpu_sampler(), every
+        self.samples: list[tuple[float, float]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -87,19 +88,29 @@ def search(per_gpu: int, gpus: int, trials: int, epochs: int, precision: str, sa
     import optuna
 
     from hwnas.search.config import RunConfig
+    from hwnas.search.executors.ray import RayExecutor
     from hwnas.search.loop import run_search
     from hwnas.search.study import load_study
 
+    # every trial trains to the end (no early stopping), so the rows compare like with like
     config = RunConfig(space="mobile", dataset="digits", trials=trials, epochs=epochs, device="cuda",
                        gpus_per_trial=1 / per_gpu, workers=per_gpu * gpus, precision=precision, dir=where,
-                       study=f"per_gpu_{per_gpu}_{precision}_{sampler}", seed=0, sampler=sampler)
+                       study=f"per_gpu_{per_gpu}_{precision}_{sampler}", seed=0, sampler=sampler, early_stop="none")
+    executor = RayExecutor(config.workers, gpus_per_trial=config.gpus_per_trial)
     wall = time.perf_counter()
-    run_search(config, track=False, progress=False)
+    try:
+        run_search(config, executor, track=False, progress=False)
+    except BaseException:
+        executor.close()  # run_search closes it on its way out, but not if it fails before starting
+        raise
     wall = time.perf_counter() - wall
     done = [t for t in load_study(where, config.study).trials if t.state == optuna.trial.TrialState.COMPLETE]
-    t0 = min(t.datetime_start for t in done).timestamp()
-    t1 = max(t.datetime_complete for t in done).timestamp()
+    spans = [(t.datetime_start.timestamp(), t.datetime_complete.timestamp()) for t in done
+             if t.datetime_start and t.datetime_complete]
+    t0, t1 = min(s for s, _ in spans), max(e for _, e in spans)
     memory = [t.user_attrs["gpu_memory_mb"] for t in done if "gpu_memory_mb" in t.user_attrs]
+    # the quiet gate's account: timings on the GPUs, and how long they halted the trainers there
+    on_gpus = [c for place, c in executor.timing_costs.items() if "/gpu" in place]
     return {"per_gpu": per_gpu, "precision": precision, "sampler": sampler, "trials": len(done),
             "span_s": t1 - t0, "wall_s": wall,
             "per_hour": len(done) / (t1 - t0) * 3600, "util": util.between(t0, t1),
@@ -108,7 +119,9 @@ def search(per_gpu: int, gpus: int, trials: int, epochs: int, precision: str, sa
                          if "genotype" in t.user_attrs and "accuracy" in t.user_attrs},
             "latency_ms": statistics.median(t.user_attrs["latency_ms"] for t in done),
             "train_s": statistics.median(t.user_attrs["train_seconds"] for t in done),
-            "trial_s": statistics.median((t.datetime_complete - t.datetime_start).total_seconds() for t in done)}
+            "trial_s": statistics.median(e - s for s, e in spans),
+            "timings": sum(c.timings for c in on_gpus), "by_driver": sum(c.by_driver for c in on_gpus),
+            "halted_s": sum(c.held for c in on_gpus), "parking_s": sum(c.parking for c in on_gpus)}
 
 
 def mobilenet_latency() -> tuple[list[float], list[float]]:
@@ -172,15 +185,17 @@ def main() -> int:
     lines.append(f"\nsearch: mobile space, digits, {args.epochs} epochs, {args.trials} trials per row, "
                  f"seed 0; 'vs 1/GPU': against the same sampler's 1/GPU row")
     lines.append("| trials/GPU | precision | sampler | trials | span s | trials/hour | vs 1/GPU | GPU util % "
-                 "| GPU MB/trial (median, max) | trial s | training s | median latency ms |")
-    lines.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+                 "| GPU MB/trial (median, max) | trial s | training s | median latency ms "
+                 "| timings (driver's) | halted s (parking) |")
+    lines.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         util_text = "n/a" if r["util"] is None else f"{r['util']:.0f}"
         memory = "n/a" if r["memory_median"] is None else f"{r['memory_median']:.0f}, {r['memory_max']:.0f}"
         ratio = r["per_hour"] / base.get(r["sampler"], float("nan"))
         lines.append(f"| {r['per_gpu']} | {r['precision']} | {r['sampler']} | {r['trials']} | {r['span_s']:.1f} | "
                      f"{r['per_hour']:.0f} | {ratio:.2f}x | {util_text} | {memory} | "
-                     f"{r['trial_s']:.2f} | {r['train_s']:.2f} | {r['latency_ms']:.3f} |")
+                     f"{r['trial_s']:.2f} | {r['train_s']:.2f} | {r['latency_ms']:.3f} | "
+                     f"{r['timings']} ({r['by_driver']}) | {r['halted_s']:.1f} ({r['parking_s']:.1f}) |")
     by = {(r["per_gpu"], r["precision"]): r["accuracy"] for r in rows if r["sampler"] == "hybrid"}
     fp32, bf16 = by.get((4, "fp32"), {}), by.get((4, "bf16"), {})
     both = sorted(set(fp32) & set(bf16))
@@ -206,11 +221,11 @@ def main() -> int:
 def latency_table(cuda: list[float], cpu: list[float]) -> list[str]:
     lines = []
     lines.append("\nMobileNetV2 224x224, batch 1 (median of each repeat's median, ms; spread = max/min)")
-    lines.append("| device | repeats | median ms | spread |")
-    lines.append("| --- | --- | --- | --- |")
-    lines.append(f"| cuda (events) | {len(cuda)} | {statistics.median(cuda):.3f} | {max(cuda) / min(cuda):.3f} |")
-    lines.append(f"| cpu ({len(os.sched_getaffinity(0))} threads) | {len(cpu)} | {statistics.median(cpu):.3f} "
-                 f"| {max(cpu) / min(cpu):.3f} |")
+    lines.append("| device | repeats | median ms | spread | each repeat, in order |")
+    lines.append("| --- | --- | --- | --- | --- |")
+    for name, runs in (("cuda (events)", cuda), (f"cpu ({len(os.sched_getaffinity(0))} threads)", cpu)):
+        lines.append(f"| {name} | {len(runs)} | {statistics.median(runs):.3f} | {max(runs) / min(runs):.3f} "
+                     f"| {', '.join(f'{r:.3f}' for r in runs)} |")
     lines.append(f"CPU / CUDA: {statistics.median(cpu) / statistics.median(cuda):.1f}x")
     return lines
 

@@ -479,10 +479,12 @@ def crop_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     # drawn on the CPU generator (the same crops on any device), then indices where the batch is
     dy = torch.randint(0, 2 * pad + 1, (n, 1), generator=generator)
     dx = torch.randint(0, 2 * pad + 1, (n, 1), generator=generator)
-    rows = dy + torch.arange(h)  # (n, h)
-    cols = dx + torch.arange(w)  # (n, w)
     flip = torch.rand(n, generator=generator) < 0.5
-    cols = torch.where(flip[:, None], cols.flip(1), cols)
-    rows, cols, d = rows.to(x.device), cols.to(x.device), x.device
+    draws, d = torch.cat([dy, dx, flip[:, None].long()], 1), x.device  # 3 numbers an image
+    if d.type == "cuda":  # one copy a step, and no wait: a plain copy to a GPU first waits for all
+        draws = draws.pin_memory().to(d, non_blocking=True)  # the work queued there (a stall a step)
+    rows = draws[:, :1] + torch.arange(h, device=d)  # (n, h)
+    cols = draws[:, 1:2] + torch.arange(w, device=d)  # (n, w)
+    cols = torch.where(draws[:, 2:].bool(), cols.flip(1), cols)
     return padded[torch.arange(n, device=d)[:, None, None, None], torch.arange(c, device=d)[None, :, None, None],
                   rows[:, None, :, None], cols[:, None, None, :]]

@@ -3,7 +3,7 @@ on a data set or looked up in a published table. A space says which kind (``Spac
 this module says what that kind offers on one data set."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -53,8 +53,9 @@ class Evaluation(Protocol):
     def local(self) -> bool:
         """Cheap enough to evaluate in the asking process (no workers are started for it)."""
 
-    def screen(self, genotype: str) -> Metrics:
-        """The figures known before training (exact size and cost, a short timing, or a lookup)."""
+    def screen(self, genotypes: Sequence[str]) -> list[Metrics | None]:
+        """The figures known before training (exact size and cost, a short timing, or a lookup) of
+        each genotype; None for one that makes no network."""
 
     @property
     def evaluate(self) -> Callable[[TrialSpec], TrialResult]:
@@ -78,13 +79,15 @@ class Trained:
     # trials are timed elsewhere (--latency-on): a screen's latency times this reads as there
     latency_scale: float = 1.0
 
-    def screen(self, genotype: str) -> Metrics:
-        m = screen(genotype, self.dataset, self.data_dir, self.recipe, self.device, self.runtime,
-                   self.throughput_batch, self.screened)
+    def screen(self, genotypes: Sequence[str]) -> list[Metrics | None]:
+        figures = screen(genotypes, self.dataset, self.data_dir, self.recipe, self.device, self.runtime,
+                         self.throughput_batch, self.screened)
         if self.latency_scale == 1.0:
-            return m
-        return replace(m, latency_ms=m.latency_ms * self.latency_scale if m.latency_ms is not None else None,
-                       throughput=m.throughput / self.latency_scale if m.throughput is not None else None)
+            return figures
+        return [m if m is None else
+                replace(m, latency_ms=m.latency_ms * self.latency_scale if m.latency_ms is not None else None,
+                        throughput=m.throughput / self.latency_scale if m.throughput is not None else None)
+                for m in figures]
 
     @property
     def evaluate(self) -> Callable[[TrialSpec], TrialResult]:
@@ -103,8 +106,8 @@ class Table:
     # reads the benchmark's own latency, which a model of the device's replaces (samplers.hybrid)
     predicted: bool = False
 
-    def screen(self, genotype: str) -> Metrics:
-        return tabular.screen(self.dataset, genotype, "" if self.predicted else self.latency_table)
+    def screen(self, genotypes: Sequence[str]) -> list[Metrics | None]:
+        return [tabular.screen(self.dataset, g, "" if self.predicted else self.latency_table) for g in genotypes]
 
     @property
     def evaluate(self) -> Callable[[TrialSpec], TrialResult]:

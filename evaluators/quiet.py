@@ -14,7 +14,8 @@ from typing import Protocol
 class Quiet(Protocol):
     def measuring(self) -> ContextManager:
         """Hold while timing: returns once no other trial on this device is training. May be
-        nested in this trial's own training section (its work is not running meanwhile)."""
+        nested in this trial's own training section (its work is not running meanwhile), and in
+        another measuring section (then it is part of that one: several timings, one phase)."""
 
     def training(self) -> ContextManager:
         """Hold while training or evaluating (heavy work that would disturb a timing). Sections

@@ -63,10 +63,11 @@ def _on_device(row: Metrics, cell: str, latency_table: str) -> Metrics:
                    latency_runtime=f"table {os.path.basename(latency_table)}")
 
 
-def screen(dataset: str, cell: str, latency_table: str = "") -> Metrics:
+def screen(dataset: str, cell: str, latency_table: str = "") -> Metrics | None:
     """What is known before training, as a sampler compares it: latency (the table's, or the
-    device's) and model size."""
-    return _on_device(load_table(dataset)[cell], cell, latency_table).cheap().compared()
+    device's) and model size; None for a cell the table lacks."""
+    row = load_table(dataset).get(cell)
+    return None if row is None else _on_device(row, cell, latency_table).cheap().compared()
 
 
 def evaluate(spec: TrialSpec) -> TrialResult:

@@ -84,7 +84,8 @@ class Trainer:
     def __init__(self, model: Network, recipe: Recipe, samples: int, device: str = "cpu",
                  state: bytes | None = None, cycles: tuple[tuple[int, int], ...] = ()) -> None:
         torch.manual_seed(recipe.seed)
-        self.model = model.to(device, memory_format=torch.channels_last)
+        # torch's stub of Module.to omits memory_format, which it takes
+        self.model = model.to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.recipe, self.device = recipe, device
         self.cycles = cycles or ((0, recipe.epochs),)
         self.steps_per_epoch = math.ceil(samples / recipe.batch_size)

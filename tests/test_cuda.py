@@ -9,6 +9,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from hwnas.evaluators import Recipe, TrialSpec, evaluate
+from hwnas.evaluators.data import crop_flip
 from hwnas.evaluators.latency import measure_latency
 from hwnas.evaluators.training import train
 from hwnas.evaluators.trial import device_data, trial_data
@@ -24,11 +25,11 @@ def spec(**recipe) -> TrialSpec:
 
 
 class HostToDevice(TorchDispatchMode):
-    """Records the size of every tensor copied from the host to a GPU while active."""
+    """Records every tensor copied from the host to a GPU while active: (elements, non-blocking)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.sizes: list[int] = []
+        self.copies: list[tuple[int, bool]] = []
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -36,34 +37,39 @@ class HostToDevice(TorchDispatchMode):
         sources = [a for a in args if isinstance(a, torch.Tensor) and a.device.type == "cpu"]
         if func in (torch.ops.aten._to_copy.default, torch.ops.aten.copy_.default) and sources \
                 and isinstance(out, torch.Tensor) and out.is_cuda:
-            self.sizes.append(sources[-1].numel())
+            blocking = not (kwargs.get("non_blocking") or (len(args) > 2 and args[2]))
+            self.copies.append((sources[-1].numel(), not blocking))
         return out
 
 
 def test_training_copies_the_data_set_to_the_gpu_once():
     s = spec(epochs=3)
-    (x, y), (vx, vy) = device_data(s)
-    assert x.is_cuda and y.is_cuda and vx.is_cuda and vy.is_cuda
-    assert device_data(s)[0][0].data_ptr() == x.data_ptr()  # kept, not copied again
+    train_split, val_split = device_data(s)
+    assert all(t.is_cuda for t in (train_split.levels, train_split.labels, val_split.levels, val_split.labels))
+    assert device_data(s)[0].levels.data_ptr() == train_split.levels.data_ptr()  # kept, not copied again
     data = trial_data(s.dataset, s.data_dir, s.recipe)
     model = build(parse(NET), data.input_shape, data.num_classes).to("cuda")
-    with HostToDevice() as copies:
-        train(model, (x, y), s.recipe, "cuda")
-    batch = s.recipe.batch_size * x[0].numel()
-    # the shuffle order (one a epoch) and scalars may cross from the host; no batch of images does
-    assert copies.sizes and max(copies.sizes) <= len(x) < batch, copies.sizes
-    assert len([n for n in copies.sizes if n > 1]) <= s.recipe.epochs, copies.sizes
+    with HostToDevice() as seen:
+        train(model, train_split, s.recipe, "cuda", augment=crop_flip)
+    steps = s.recipe.epochs * -(-len(train_split) // s.recipe.batch_size)
+    image = train_split.levels[0].numel()
+    # no image crosses from the host: the shuffle order (once an epoch), each step's augmentation
+    # draws (3 numbers an image, without waiting for the GPU) and scalars do
+    assert seen.copies and max(n for n, _ in seen.copies) <= len(train_split) < s.recipe.batch_size * image
+    waited = [n for n, non_blocking in seen.copies if n > 1 and not non_blocking]
+    assert len(waited) <= s.recipe.epochs, seen.copies  # the shuffle order; not a copy a step
+    assert sum(non_blocking for _, non_blocking in seen.copies) >= steps, seen.copies  # the draws
 
 
 def test_a_trial_trains_on_the_gpu_and_records_its_memory_and_precision():
     m = evaluate(spec()).metrics
-    assert m.accuracy > 0.8, m
-    assert m.train_precision == "fp32" and m.gpu_memory_mb > 0 and m.latency_runtime == "torch"
+    assert m.accuracy is not None and m.accuracy > 0.8, m
+    assert m.train_precision == "fp32" and (m.gpu_memory_mb or 0) > 0 and m.latency_runtime == "torch"
 
 
 def test_bf16_autocast_reaches_fp32_accuracy():
     fp32, bf16 = evaluate(spec()).metrics, evaluate(spec(precision="bf16")).metrics
-    assert bf16.train_precision == "bf16"
+    assert bf16.train_precision == "bf16" and fp32.accuracy is not None and bf16.accuracy is not None
     assert abs(bf16.accuracy - fp32.accuracy) < 0.05, (fp32.accuracy, bf16.accuracy)
 
 

@@ -7,11 +7,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import ray
+
+DRIVER = 0  # the search process's ``who`` at the gate; workers count from 1
+
+
+@dataclass(frozen=True)
+class PlaceStats:
+    """What timing cost one place over a run: its timings (``by_driver``: the search process's
+    screening), the seconds its trainers were halted for them (``held``: from taking the slot to
+    giving it back), and of those the seconds spent waiting for the trainers to park (``parking``)."""
+    timings: int = 0
+    by_driver: int = 0
+    held: float = 0.0
+    parking: float = 0.0
 
 
 @dataclass
@@ -19,6 +33,8 @@ class _Node:
     busy: set = field(default_factory=set)    # workers training or evaluating
     paused: set = field(default_factory=set)  # of those, the ones parked at a step
     timer: int | None = None                  # the worker timing a model, if any
+    since: float = 0.0                        # when it took the slot
+    stats: PlaceStats = PlaceStats()
 
 
 @ray.remote(num_cpus=0)
@@ -65,17 +81,25 @@ class Gate:
             n.paused.add(who)  # counts as parked while it waits for the slot: the timer may be
             self._changed.notify_all()  # waiting for this very worker, busy until now
             await self._changed.wait_for(lambda: n.timer is None)
-            n.timer = who
+            n.timer, n.since = who, time.monotonic()
             n.paused.discard(who)
             self._changed.notify_all()
             await self._changed.wait_for(lambda: not (n.busy - n.paused - {who}))
+            n.stats = replace(n.stats, parking=n.stats.parking + time.monotonic() - n.since)
 
     async def end_timing(self, node: str, who: int) -> None:
         async with self._changed:
             n = self._node(node)
             if n.timer == who:
                 n.timer = None
+                s = n.stats
+                n.stats = PlaceStats(s.timings + 1, s.by_driver + (who == DRIVER), s.held + time.monotonic() - n.since,
+                                     s.parking)
             self._changed.notify_all()
+
+    def stats(self) -> dict[str, PlaceStats]:
+        """Each place's ``PlaceStats`` so far."""
+        return {node: n.stats for node, n in self._nodes.items()}
 
     async def forget(self, who: int) -> None:
         """A worker died: nobody waits for it any more, and a timing it held is over."""
@@ -110,17 +134,23 @@ class GateClient:
         self.node = place(ray.get_runtime_context().get_node_id(), self.gpus)
         self.timing_threads = len(os.sched_getaffinity(0))
         self._poll = None  # pending timing_wanted call while training
+        self._timing = False  # holds the place: a measuring section inside another is part of it
 
     @contextlib.contextmanager
     def measuring(self) -> Iterator[None]:
         import torch
 
+        if self._timing:
+            yield
+            return
         ray.get(self.gate.begin_timing.remote(self.node, self.who))
         threads = torch.get_num_threads()
         torch.set_num_threads(self.timing_threads)
+        self._timing = True
         try:
             yield
         finally:
+            self._timing = False
             torch.set_num_threads(threads)
             ray.get(self.gate.end_timing.remote(self.node, self.who))
 

@@ -17,7 +17,7 @@ from .._private import ray_errors_to_stderr
 from ..errors import UsageError
 from .base import Evaluate, Outcome, run_one
 from .device import DeviceNode, OnDevice, find_device, node_label, start_timer
-from .quiet_gate import Gate, GateClient, driver_gpus
+from .quiet_gate import DRIVER, Gate, GateClient, PlaceStats, driver_gpus
 
 MAX_RETRIES = 2
 
@@ -129,6 +129,7 @@ class RayExecutor:
             self.description += (f"; latency timed on node {ray.get(self.device_timer.where.remote())} "
                                  f"(--latency-on {latency_on})")
         self.gate = Gate.remote()  # type: ignore[attr-defined]
+        self.timing_costs: dict[str, PlaceStats] = {}  # what timing cost each place: read on close
         self._count = 0
         self._idle = [self._new_worker() for _ in range(self.capacity)]
         self._running: dict = {}  # ObjectRef -> (worker, who, spec, retries)
@@ -154,10 +155,10 @@ class RayExecutor:
         return [w for w, _ in self._idle] + [w for w, _, _, _ in self._running.values()]
 
     def driver_quiet(self) -> GateClient:
-        """The driver's place at the gate (``who`` 0): its screening and logging share the cores of
+        """The driver's place at the gate (``who`` DRIVER): its screening and logging share the cores of
         a local Ray's workers, so it pauses for their timings and they wait for it. When trials
         run on GPUs the driver screens on its own ``cuda``, and takes turns with the trials there."""
-        return GateClient(self.gate, 0, driver_gpus() if self.gpus else None)
+        return GateClient(self.gate, DRIVER, driver_gpus() if self.gpus else None)
 
     def submit(self, spec: TrialSpec, retries: int = 0) -> None:
         worker, who = self._idle.pop()
@@ -192,6 +193,7 @@ class RayExecutor:
         return outcomes
 
     def close(self) -> None:
+        self.timing_costs = self._timing_costs()
         if self._owns_ray:
             self._disconnect()
             return
@@ -200,6 +202,14 @@ class RayExecutor:
         ray.kill(self.gate)
         if self.device_timer is not None:
             ray.kill(self.device_timer)
+
+    def _timing_costs(self) -> dict[str, PlaceStats]:
+        """What timing cost each place (node, or node/GPU) over the run, read from the gate before it
+        goes (benchmarks/gpu_check.py prints it); empty where the gate cannot answer."""
+        try:
+            return ray.get(self.gate.stats.remote(), timeout=10)
+        except Exception:  # the run is ending anyway (Ray gone, the gate killed): nothing to report
+            return {}
 
     def _disconnect(self) -> None:
         if self._owns_ray:

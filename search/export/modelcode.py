@@ -7,6 +7,8 @@ the network is written out layer by layer, with the builder's module names (``st
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
+from typing import Any
 
 from hwnas.spaces import Genotype, blocks, layout
 from hwnas.spaces.builder import NEVER
@@ -35,7 +37,7 @@ def _head(cin: int, channels: int, hidden: int = 0, act: str = "relu", dropout: 
 
 def _blocks_source(g: Genotype) -> str:
     kinds = {s.kind for s in g.stages}
-    needed = [blocks.activation, blocks.ConvBnAct]
+    needed: list[Callable[..., Any]] = [blocks.activation, blocks.ConvBnAct]  # functions and classes
     if kinds & {"ds", "ir"} or any(s.se for s in g.stages):
         needed.insert(0, blocks.make_divisible)
     if any(s.se for s in g.stages):

@@ -11,6 +11,7 @@ import tempfile
 from dataclasses import asdict, replace
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import optuna
 import torch
@@ -223,7 +224,7 @@ def export(request: ExportRequest) -> list[str]:
     model, weights = _weights(request, study, trial, genotype, data)
     figures = Metrics.from_attrs(trial.user_attrs)
     model.eval()
-    metadata = {
+    metadata: dict[str, Any] = {
         "study": request.study, "trial": trial.number, "chosen": reason, "genotype": str(genotype),
         "metrics": figures.values(),
         "objectives": study.metric_names, "dataset": data.name, "input_shape": list(data.input_shape),

@@ -28,8 +28,11 @@ def check_feasible(space: Space, evaluation: Evaluation, budgets: tuple[Budget, 
     for _ in range(limit):
         params = {n: o[rng.integers(len(o))] for n, o in choices.items()}
         try:
-            figures = evaluation.screen(str(space.decode(params, evaluation.input_shape)))
+            genotype = str(space.decode(params, evaluation.input_shape))
         except Exception:  # a broken network is no candidate (the sampler skips it the same way)
+            continue
+        (figures,) = evaluation.screen([genotype])
+        if figures is None:
             continue
         if over_budget(figures, budgets) is None:
             return figures

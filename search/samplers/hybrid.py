@@ -45,7 +45,7 @@ from .latency_model import MIN_MEASURED, LinearLatency
 
 if TYPE_CHECKING:
     from hwnas.evaluators import Evaluation
-    from hwnas.spaces import Space
+    from hwnas.spaces import Architecture, Space
 
 ENUMERATE_LIMIT = 20_000  # spaces with at most this many choice combinations are screened whole
 EXTRA_POOLS = 20  # more pools drawn when none of a pool's candidates is within budget
@@ -69,7 +69,9 @@ class Candidate:
 class Screen:
     """What the sampler may look at before it spends a trial."""
     choices: dict[str, tuple]  # parameter name -> options, as the space asks them
-    describe: Callable[[dict], Candidate]  # params -> candidate; may raise for a broken network
+    # candidates' params -> their candidates, None for a broken network; described together, so
+    # their timings share one quiet phase (evaluators.trial.screen)
+    describe: Callable[[list[dict]], list[Candidate | None]]
     budgets: tuple[Budget, ...] = ()  # candidates over one are not proposed
     # --predict-latency: the device's latency is predicted by a model fitted on the trials timed
     # there so far (the screen's own figure stands in until it has MIN_MEASURED of them)
@@ -183,15 +185,15 @@ class HybridSampler(optuna.samplers.BaseSampler):
     def reseed_rng(self) -> None:
         self.rng = np.random.default_rng()
 
-    def _describe(self, params: dict) -> Candidate | None:
-        key = tuple(params[n] for n in self.screen.choices)
-        if key not in self.described:
-            try:
-                self.described[key] = self.screen.describe(params)
-            except Exception:  # a network that cannot be built is never proposed
-                self.described[key] = None
-            self.screened += 1
-        return self.described[key]
+    def _describe(self, params: list[dict]) -> list[Candidate | None]:
+        """Each one's candidate (None: a network that cannot be built, never proposed), screened
+        once: the new ones together."""
+        keys = [tuple(p[n] for n in self.screen.choices) for p in params]
+        new = {k: p for k, p in zip(keys, params) if k not in self.described}
+        if new:
+            self.described.update(zip(new, self.screen.describe(list(new.values()))))
+        self.screened += len(new)
+        return [self.described[k] for k in keys]
 
     def _random_params(self) -> dict:
         return {n: o[self.rng.integers(len(o))] for n, o in self.screen.choices.items()}
@@ -206,8 +208,7 @@ class HybridSampler(optuna.samplers.BaseSampler):
     def _networks(self, params: list[dict], names: list[str]) -> _Pool:
         """One row per network among ``params``: the candidate with the lowest cheap cost."""
         best: dict[str, tuple[dict, Candidate]] = {}
-        for p in params:
-            c = self._describe(p)
+        for p, c in zip(params, self._describe(params)):
             if c is not None and (c.key not in best or self._cost(c, names) < self._cost(best[c.key][1], names)):
                 best[c.key] = (p, c)
         return _Pool.of(list(best.values()))
@@ -235,7 +236,8 @@ class HybridSampler(optuna.samplers.BaseSampler):
                         search_space: dict[str, BaseDistribution]) -> dict:
         names = study.metric_names or [f"objective{i}" for i in range(len(study.directions))]
         trials = study.get_trials(deepcopy=False, states=SEEN)
-        described = [(t, self._describe(t.params)) for t in trials if t.params.keys() == self.space.keys()]
+        ours = [t for t in trials if t.params.keys() == self.space.keys()]
+        described = list(zip(ours, self._describe([t.params for t in ours])))
         tried = {c.key for _, c in described if c is not None}
         # a rejected trial's values stand in for figures never measured: the model learns nothing from them
         done = [(t, c) for t, c in described
@@ -337,9 +339,24 @@ def screen_for(space: Space, evaluation: Evaluation, budgets: tuple[Budget, ...]
                predict_latency: bool = False) -> Screen:
     """The screen of a space (its choices, canonical form, features) evaluated one way, under
     budgets; ``predict_latency``: latency predicted by a model of the measured ones."""
-    def describe(params: dict) -> Candidate:
-        genotype = space.decode(params, evaluation.input_shape)
-        return Candidate.of(str(space.canonical(genotype)), space.features(params), evaluation.screen(str(genotype)),
-                            space.cost_features(genotype))
+    def decode(params: dict) -> Architecture | None:
+        try:
+            return space.decode(params, evaluation.input_shape)
+        except Exception:  # choices that make no network
+            return None
+
+    def candidate(params: dict, genotype: Architecture, figures: Metrics | None) -> Candidate | None:
+        if figures is None:
+            return None
+        try:
+            return Candidate.of(str(space.canonical(genotype)), space.features(params), figures,
+                                space.cost_features(genotype))
+        except Exception:
+            return None
+
+    def describe(pool: list[dict]) -> list[Candidate | None]:
+        genotypes = [decode(p) for p in pool]
+        figures = iter(evaluation.screen([str(g) for g in genotypes if g is not None]))
+        return [None if g is None else candidate(p, g, next(figures)) for p, g in zip(pool, genotypes)]
 
     return Screen(space.choices(), describe, budgets, LATENCY_PREDICTION if predict_latency else None)

@@ -23,7 +23,8 @@ def test_lookup_and_screen():
     assert 0.85 < m.accuracy < 0.95 and 5 < m.latency_ms < 30 and 100_000 < m.params < 2_000_000
     assert lookup("imagenet", TEXT).accuracy < lookup("cifar100", TEXT).accuracy < m.accuracy
     ev = evaluation_for(Evaluated.TABLE, "cifar10")
-    assert ev.screen(TEXT) == Metrics(latency_ms=m.latency_ms, params=m.params)
+    # a text that is no cell of the table is no candidate
+    assert ev.screen([TEXT, "|none~0|"]) == [Metrics(latency_ms=m.latency_ms, params=m.params), None]
     assert ev.evaluate(TrialSpec(0, TEXT, "cifar10", Recipe())).metrics == m and ev.input_shape is None
     assert ev.local  # a lookup: evaluated in the asking process
 

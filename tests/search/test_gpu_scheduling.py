@@ -81,4 +81,8 @@ def test_a_timing_on_one_gpu_waits_for_that_gpu_s_trainers_only(ray_with_a_gpu):
     assert not ray.wait([paused], timeout=0.2)[0]  # trial 1 stays parked while 4 times
     ray.get(gate.end_timing.remote(gpu0, 4))
     ray.get(paused, timeout=10)
+    # what timing cost each place: GPU 0's one timing halted trial 1, most of it waiting for it to park
+    stats = ray.get(gate.stats.remote())
+    assert stats[gpu0].timings == stats[gpu1].timings == 1 and stats[cpus].timings == 0
+    assert stats[gpu0].held >= stats[gpu0].parking >= 1.0 > stats[gpu1].held >= stats[gpu1].parking
     ray.kill(gate)

@@ -168,6 +168,34 @@ def test_a_model_is_never_timed_while_another_trial_trains(local_ray, tmp_path):
     assert out[0]["steps"][0][0] < t0 and out[0]["steps"][-1][1] > t1
     # timing uses all the node's cores; training the worker's one
     assert out[1]["threads"] == len(os.sched_getaffinity(0)) and out[1]["train_threads"] == 1
+    # the gate's account (benchmarks/gpu_check.py prints it): two timings, none the search process's,
+    # the other trainer halted for at least as long as they ran
+    (costs,) = executor.timing_costs.values()
+    assert (costs.timings, costs.by_driver) == (2, 0)
+    assert costs.held >= costs.parking and costs.held >= sum(out[n]["timing"][1] - out[n]["timing"][0] for n in out)
+
+
+def test_a_sampler_s_pool_is_timed_in_one_quiet_phase(local_ray):
+    """Candidates are built and counted first, then timed together: a trial beside the search
+    process parks once for a pool, not once a candidate. A broken one is no candidate."""
+    from hwnas.evaluators import evaluation_for, quiet
+    from hwnas.spaces import Evaluated
+
+    pool = [GOOD, GOOD.replace("c16", "c24"), GOOD.replace("ds_r1", "ir_r1").replace("_c16", "_e3_c16", 1), "nonsense"]
+    evaluation = evaluation_for(Evaluated.TRAINED, "digits")
+    executor = RayExecutor(workers=1)
+    quiet.install(executor.driver_quiet())
+    try:
+        with quiet.training():  # as the search process asks
+            figures = evaluation.screen(pool)
+    finally:
+        quiet.install(quiet.Alone())
+        executor.close()
+    assert [f is None for f in figures] == [False, False, False, True]
+    assert all(f is not None and f.latency_ms and f.macs for f in figures[:3])
+    assert len({f.macs for f in figures[:3] if f is not None}) == 3  # three networks, each its own figures
+    (costs,) = executor.timing_costs.values()
+    assert (costs.timings, costs.by_driver) == (1, 1)
 
 
 def test_the_driver_s_own_work_keeps_out_of_timings(local_ray, tmp_path):
