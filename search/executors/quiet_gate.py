@@ -19,13 +19,14 @@ DRIVER = 0  # the search process's ``who`` at the gate; workers count from 1
 
 @dataclass(frozen=True)
 class PlaceStats:
-    """What timing cost one place over a run: its timings (``by_driver``: the search process's
-    screening), the seconds its trainers were halted for them (``held``: from taking the slot to
-    giving it back), and of those the seconds spent waiting for the trainers to park (``parking``)."""
+    """What timing cost one place over a run: its timings, the seconds its trainers were halted
+    for them (``held``: from taking the slot to giving it back), of those the seconds spent waiting
+    for the trainers to park (``parking``), and the search process's share (its screening)."""
     timings: int = 0
-    by_driver: int = 0
     held: float = 0.0
     parking: float = 0.0
+    by_driver: int = 0
+    driver_held: float = 0.0
 
 
 @dataclass
@@ -92,9 +93,10 @@ class Gate:
             n = self._node(node)
             if n.timer == who:
                 n.timer = None
-                s = n.stats
-                n.stats = PlaceStats(s.timings + 1, s.by_driver + (who == DRIVER), s.held + time.monotonic() - n.since,
-                                     s.parking)
+                s, held = n.stats, time.monotonic() - n.since
+                driver = who == DRIVER
+                n.stats = PlaceStats(s.timings + 1, s.held + held, s.parking, s.by_driver + driver,
+                                     s.driver_held + held * driver)
             self._changed.notify_all()
 
     def stats(self) -> dict[str, PlaceStats]:
