@@ -104,13 +104,16 @@ class Trainer:
 
     def state(self) -> bytes:
         buffer = io.BytesIO()
+        cuda = torch.cuda.get_rng_state(self.device) if self.device.startswith("cuda") else None  # dropout's there
         torch.save({"epoch": self.epoch, "model": self.model.state_dict(), "opt": self.opt.state_dict(),
                     "sched": self.sched.state_dict(), "gen": self.gen.get_state(),
-                    "rng": torch.get_rng_state()}, buffer)
+                    "rng": torch.get_rng_state(), "cuda_rng": cuda}, buffer)
         return buffer.getvalue()
 
     def _load(self, state: bytes) -> None:
-        saved = torch.load(io.BytesIO(state), map_location=self.device, weights_only=True)
+        # onto the CPU: generator states must be CPU tensors there; the model's and the optimiser's
+        # load_state_dict copy theirs to where the parameters are
+        saved = torch.load(io.BytesIO(state), map_location="cpu", weights_only=True)
         self.epoch = saved["epoch"]
         self.model.load_state_dict(saved["model"])
         self.sched = self._cycle()  # before the optimiser's state: making a schedule resets its lr and betas
@@ -118,6 +121,8 @@ class Trainer:
         self.sched.load_state_dict(saved["sched"])
         self.gen.set_state(saved["gen"])
         torch.set_rng_state(saved["rng"])
+        if saved.get("cuda_rng") is not None and self.device.startswith("cuda"):
+            torch.cuda.set_rng_state(saved["cuda_rng"], self.device)
 
     def train_epoch(self, data: Split,
                     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None) -> None:

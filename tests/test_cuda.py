@@ -1,8 +1,10 @@
 """The GPU paths, on a real NVIDIA GPU: training with the data set on the device, bf16 autocast,
-CUDA-event latency, and a Ray search packing several trials on one GPU. Where there is no GPU
-these are reported as not run (tests/conftest.py); benchmarks/gpu_check.py runs them on one.
-No MLflow here: a GPU machine may have only the search's own dependencies."""
+a trial paused at a rung and resumed, CUDA-event latency, and a Ray search packing several trials
+on one GPU. Where there is no GPU these are reported as not run (tests/conftest.py);
+benchmarks/gpu_check.py runs them on one. No MLflow here: a GPU machine may have only the
+search's own dependencies (tests/test_package.py checks that they are enough)."""
 import statistics
+from dataclasses import replace
 
 import pytest
 import torch
@@ -79,6 +81,18 @@ def test_cuda_latency_is_steady_over_repeats():
     runs = [measure_latency(model, data.input_shape, "cuda").median_ms for _ in range(5)]
     assert max(runs) / min(runs) < 1.10, runs
     assert statistics.median(runs) < 5.0, runs
+
+
+def test_a_trial_paused_at_a_rung_goes_on_on_the_gpu():
+    """Early stopping's pause and resume (its training state as bytes, loaded in a fresh Trainer)
+    with the model and optimiser on the GPU; it ends where an unpaused trial does (up to the GPU's
+    non-deterministic kernels)."""
+    whole = evaluate(spec(epochs=3)).metrics
+    first = evaluate(spec(epochs=3, rungs=(1,)))
+    assert first.paused is not None and len(first.metrics.epoch_accuracy or ()) == 1
+    ended = evaluate(replace(spec(epochs=3, rungs=(1,)), resume=first.paused)).metrics
+    assert len(ended.epoch_accuracy or ()) == 3 and ended.accuracy is not None and whole.accuracy is not None
+    assert abs(ended.accuracy - whole.accuracy) < 0.03, (ended.epoch_accuracy, whole.epoch_accuracy)
 
 
 def test_a_ray_search_packs_four_trials_on_one_gpu(tmp_path):
