@@ -10,8 +10,10 @@
    flight and in training, and for bf16 the accuracy change on the genotypes both runs trained.
    ``--random`` adds 1 and 4 per GPU with the random sampler, which screens nothing between
    trials: the difference is the search process's share (about 100 s more);
-3. MobileNetV2 at 224x224, batch 1: CUDA-event latency (5 repeats in one process) against the
-   CPU (all cores, 3 repeats).
+3. one digits network's training step alone on the GPU: wall time against the time its kernels
+   ran, and kernels a step (whether a step is the GPU's work or the CPU's launches);
+4. MobileNetV2 at 224x224, batch 1: CUDA-event latency (5 repeats in one process, each printed)
+   against the CPU (all cores, 3 repeats).
 
 Without a GPU it says so and exits 1.
 """
@@ -124,6 +126,47 @@ def search(per_gpu: int, gpus: int, trials: int, epochs: int, precision: str, sa
             "halted_s": sum(c.held for c in on_gpus), "parking_s": sum(c.parking for c in on_gpus)}
 
 
+# a mobile-space network on digits, as the searches train them (the cuda tests' network)
+STEP_NET = "stem_c16_k3_s1_relu, ir_r2_k3_s2_e4_c24_relu, ir_r2_k5_s2_e4_c32_relu, conv_r1_k3_s1_c64_relu, head_relu"
+
+
+def step_profile(device: str = "cuda", epochs: int = 2) -> str:
+    """One line: a training step of STEP_NET alone in this process, wall time against the time its
+    kernels ran on the device (torch.profiler), and the kernels a step. Kernels far shorter than the
+    step: the step is the CPU's dispatch and launches (then more trials per GPU, or fewer launches,
+    help; a faster GPU does not)."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from hwnas.evaluators import Recipe
+    from hwnas.evaluators.training import Trainer
+    from hwnas.evaluators.trial import trial_data
+    from hwnas.spaces import build, parse
+
+    data = trial_data("digits", "", Recipe())
+    train = data.train.to(device)
+    model = build(parse(STEP_NET), data.input_shape, data.num_classes)
+    trainer = Trainer(model, Recipe(epochs=epochs + 1), len(train), device)
+    trainer.train_epoch(train)  # warm-up: allocator, cuDNN's choices
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    sync()
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.startswith("cuda") else [])
+    start = time.perf_counter()
+    with profile(activities=activities) as prof:
+        for _ in range(epochs):
+            trainer.train_epoch(train)
+        sync()
+    wall = time.perf_counter() - start
+    steps = epochs * trainer.steps_per_epoch
+    events = prof.events()
+    kernels = [e for e in events if e.device_type.name == "CUDA"] if device.startswith("cuda") else []
+    busy_ms = sum(e.device_time for e in kernels) / 1e3  # device_time: microseconds
+    ops = sum(1 for e in events if e.name.startswith("aten::") and e.device_type.name == "CPU")
+    return (f"training step alone ({STEP_NET.split(',')[1].strip()}..., digits, batch 64, {device}): "
+            f"{wall / steps * 1e3:.2f} ms wall, {busy_ms / steps:.2f} ms of kernels, "
+            f"{len(kernels) / steps:.0f} kernels and {ops / steps:.0f} aten calls a step")
+
+
 def mobilenet_latency() -> tuple[list[float], list[float]]:
     import torch
 
@@ -203,6 +246,11 @@ def main() -> int:
         diffs = [bf16[g] - fp32[g] for g in both]
         lines.append(f"bf16 vs fp32 accuracy on the {len(both)} genotypes both trained: median change "
                      f"{statistics.median(diffs):+.4f}, largest {max(diffs, key=abs):+.4f}")
+    try:
+        lines.append(step_profile())
+    except Exception as e:
+        lines.append(f"training step profile FAILED: {type(e).__name__}: {e}")
+    print(lines[-1], flush=True)
     try:
         cuda, cpu = mobilenet_latency()
     except Exception as e:
