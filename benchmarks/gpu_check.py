@@ -167,18 +167,35 @@ def step_profile(device: str = "cuda", epochs: int = 2) -> str:
             f"{len(kernels) / steps:.0f} kernels and {ops / steps:.0f} aten calls a step")
 
 
-def mobilenet_latency() -> tuple[list[float], list[float]]:
+def sm_clock() -> int | None:
+    """The first GPU's SM clock now (MHz), through NVML; None where it cannot be read."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        return int(pynvml.nvmlDeviceGetClockInfo(pynvml.nvmlDeviceGetHandleByIndex(0), pynvml.NVML_CLOCK_SM))
+    except Exception:
+        return None
+
+
+def mobilenet_latency() -> tuple[list[float], list[float], list[tuple[int | None, int | None]]]:
+    """CUDA and CPU repeats (ms), and the SM clock before and after each CUDA repeat: a GPU's
+    clocks ramp up from idle, so a slow first repeat that began at a low clock was not warm."""
     import torch
 
     from hwnas.evaluators.latency import measure_latency
     from hwnas.spaces import NAMED, build
 
     model = build(NAMED["mobilenet_v2"], (3, 224, 224), 1000).eval()
-    cuda = [measure_latency(model, (3, 224, 224), "cuda").median_ms for _ in range(5)]
+    cuda, clocks = [], []
+    for _ in range(5):
+        before = sm_clock()
+        cuda.append(measure_latency(model, (3, 224, 224), "cuda").median_ms)
+        clocks.append((before, sm_clock()))
     cores = len(os.sched_getaffinity(0))
     cpu = [measure_latency(model, (3, 224, 224), "cpu", threads=cores).median_ms for _ in range(3)]
     torch.cuda.empty_cache()
-    return cuda, cpu
+    return cuda, cpu, clocks
 
 
 def main() -> int:
@@ -252,12 +269,14 @@ def main() -> int:
         lines.append(f"training step profile FAILED: {type(e).__name__}: {e}")
     print(lines[-1], flush=True)
     try:
-        cuda, cpu = mobilenet_latency()
+        cuda, cpu, clocks = mobilenet_latency()
     except Exception as e:
-        cuda = cpu = []
+        cuda, cpu, clocks = [], [], []
         lines.append(f"MobileNetV2 latency FAILED: {type(e).__name__}: {e}")
     if cuda and cpu:
         lines.extend(latency_table(cuda, cpu))
+        lines.append("SM clock before and after each cuda repeat (MHz): "
+                     + ", ".join(f"{a}/{b}" for a, b in clocks))
     lines.append(f"gpu_check took {time.perf_counter() - start:.0f} s")
     text = "\n".join(lines)
     print(text)
