@@ -1,6 +1,7 @@
 """One trial's evaluation: genotype text in, metrics out. Runs anywhere (this process, a Ray worker)."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 from collections.abc import Sequence
@@ -213,7 +214,7 @@ def screen(genotypes: Sequence[str], dataset: str, data_dir: str, recipe: Recipe
                 built.append((model, counted_metrics(model, data.input_shape, screened_in, extras)))
             except Exception:  # broken: never proposed
                 built.append(None)
-        with quiet.measuring():  # the timings below nest in this one phase
+        with quiet.measuring() if any(built) else contextlib.nullcontext():  # the timings below nest in it
             for b in built:
                 try:
                     out.append(None if b is None else

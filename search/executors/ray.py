@@ -207,7 +207,7 @@ class RayExecutor:
         """What timing cost each place (node, or node/GPU) over the run, read from the gate before it
         goes (benchmarks/gpu_check.py prints it); empty where the gate cannot answer."""
         try:
-            return ray.get(self.gate.stats.remote(), timeout=10)
+            return ray.get(self.gate.stats.remote(), timeout=2)  # a live gate answers in ms
         except Exception:  # the run is ending anyway (Ray gone, the gate killed): nothing to report
             return {}
 
