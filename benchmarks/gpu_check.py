@@ -130,7 +130,7 @@ def search(per_gpu: int, gpus: int, trials: int, epochs: int, precision: str, sa
 STEP_NET = "stem_c16_k3_s1_relu, ir_r2_k3_s2_e4_c24_relu, ir_r2_k5_s2_e4_c32_relu, conv_r1_k3_s1_c64_relu, head_relu"
 
 
-def step_profile(device: str = "cuda", epochs: int = 2) -> str:
+def step_profile(device: str = "cuda", epochs: int = 1) -> str:
     """One line: a training step of STEP_NET alone in this process, wall time against the time its
     kernels ran on the device (torch.profiler), and the kernels a step. Kernels far shorter than the
     step: the step is the CPU's dispatch and launches (then more trials per GPU, or fewer launches,
