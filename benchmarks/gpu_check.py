@@ -90,6 +90,7 @@ def search(per_gpu: int, gpus: int, trials: int, epochs: int, precision: str, sa
     import optuna
 
     from hwnas.search.config import RunConfig
+    from hwnas.search.executors.quiet_gate import PlaceStats
     from hwnas.search.executors.ray import RayExecutor
     from hwnas.search.loop import run_search
     from hwnas.search.study import load_study
@@ -99,22 +100,20 @@ def search(per_gpu: int, gpus: int, trials: int, epochs: int, precision: str, sa
                        gpus_per_trial=1 / per_gpu, workers=per_gpu * gpus, precision=precision, dir=where,
                        study=f"per_gpu_{per_gpu}_{precision}_{sampler}", seed=0, sampler=sampler, early_stop="none")
     executor = RayExecutor(config.workers, gpus_per_trial=config.gpus_per_trial)
-    wall = time.perf_counter()
     try:
         run_search(config, executor, track=False, progress=False)
     except BaseException:
         executor.close()  # run_search closes it on its way out, but not if it fails before starting
         raise
-    wall = time.perf_counter() - wall
     done = [t for t in load_study(where, config.study).trials if t.state == optuna.trial.TrialState.COMPLETE]
     spans = [(t.datetime_start.timestamp(), t.datetime_complete.timestamp()) for t in done
              if t.datetime_start and t.datetime_complete]
     t0, t1 = min(s for s, _ in spans), max(e for _, e in spans)
     memory = [t.user_attrs["gpu_memory_mb"] for t in done if "gpu_memory_mb" in t.user_attrs]
     # the quiet gate's account: timings on the GPUs, and how long they halted the trainers there
-    on_gpus = [c for place, c in executor.timing_costs.items() if "/gpu" in place]
+    gate = PlaceStats.total(c for place, c in executor.timing_costs.items() if "/gpu" in place)
     return {"per_gpu": per_gpu, "precision": precision, "sampler": sampler, "trials": len(done),
-            "span_s": t1 - t0, "wall_s": wall,
+            "span_s": t1 - t0,
             "per_hour": len(done) / (t1 - t0) * 3600, "util": util.between(t0, t1),
             "memory_median": statistics.median(memory) if memory else None, "memory_max": max(memory, default=None),
             "accuracy": {t.user_attrs["genotype"]: t.user_attrs["accuracy"] for t in done
@@ -122,8 +121,7 @@ def search(per_gpu: int, gpus: int, trials: int, epochs: int, precision: str, sa
             "latency_ms": statistics.median(t.user_attrs["latency_ms"] for t in done),
             "train_s": statistics.median(t.user_attrs["train_seconds"] for t in done),
             "trial_s": statistics.median(e - s for s, e in spans),
-            "timings": sum(c.timings for c in on_gpus), "by_driver": sum(c.by_driver for c in on_gpus),
-            "halted_s": sum(c.held for c in on_gpus), "parking_s": sum(c.parking for c in on_gpus)}
+            "gate": gate}
 
 
 # a mobile-space network on digits, as the searches train them (the cuda tests' network)
@@ -255,7 +253,7 @@ def main() -> int:
         lines.append(f"| {r['per_gpu']} | {r['precision']} | {r['sampler']} | {r['trials']} | {r['span_s']:.1f} | "
                      f"{r['per_hour']:.0f} | {ratio:.2f}x | {util_text} | {memory} | "
                      f"{r['trial_s']:.2f} | {r['train_s']:.2f} | {r['latency_ms']:.3f} | "
-                     f"{r['timings']} ({r['by_driver']}) | {r['halted_s']:.1f} ({r['parking_s']:.1f}) |")
+                     f"{r['gate'].timings} ({r['gate'].by_driver}) | {r['gate'].held:.1f} ({r['gate'].parking:.1f}) |")
     by = {(r["per_gpu"], r["precision"]): r["accuracy"] for r in rows if r["sampler"] == "hybrid"}
     fp32, bf16 = by.get((4, "fp32"), {}), by.get((4, "bf16"), {})
     both = sorted(set(fp32) & set(bf16))

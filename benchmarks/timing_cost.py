@@ -20,6 +20,7 @@ import statistics
 import sys
 import tempfile
 import warnings
+from dataclasses import asdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -30,6 +31,7 @@ def one_run(phase: int, trials: int, epochs: int, workers: int, where: str, name
 
     from hwnas.evaluators import trial as trial_module
     from hwnas.search.config import RunConfig
+    from hwnas.search.executors.quiet_gate import PlaceStats
     from hwnas.search.executors.ray import RayExecutor
     from hwnas.search.loop import run_search
     from hwnas.search.study import load_study
@@ -43,11 +45,9 @@ def one_run(phase: int, trials: int, epochs: int, workers: int, where: str, name
     spans = [(t.datetime_start.timestamp(), t.datetime_complete.timestamp()) for t in done
              if t.datetime_start and t.datetime_complete]
     span = max(e for _, e in spans) - min(s for s, _ in spans)
-    costs = list(executor.timing_costs.values())
-    return {"phase": phase, "trials": len(done), "span": span, "per_hour": len(done) / span * 3600,
-            "timings": sum(c.timings for c in costs), "by_driver": sum(c.by_driver for c in costs),
-            "held": sum(c.held for c in costs), "parking": sum(c.parking for c in costs),
-            "driver_held": sum(c.driver_held for c in costs)}
+    # the gate's account over the node: timings, held, parking, by_driver, driver_held
+    gate = asdict(PlaceStats.total(executor.timing_costs.values()))
+    return {"phase": phase, "trials": len(done), "span": span, "per_hour": len(done) / span * 3600, **gate}
 
 
 def main() -> int:

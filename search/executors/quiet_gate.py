@@ -8,8 +8,8 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import astuple, dataclass, field, replace
 from typing import Any
 
 import ray
@@ -27,6 +27,11 @@ class PlaceStats:
     parking: float = 0.0
     by_driver: int = 0
     driver_held: float = 0.0
+
+    @staticmethod
+    def total(places: Iterable[PlaceStats]) -> PlaceStats:
+        """Several places' costs together (a node's GPUs, a cluster)."""
+        return PlaceStats(*map(sum, zip(*(astuple(p) for p in places))))  # none: all zero
 
 
 @dataclass
@@ -93,10 +98,9 @@ class Gate:
             n = self._node(node)
             if n.timer == who:
                 n.timer = None
-                s, held = n.stats, time.monotonic() - n.since
-                driver = who == DRIVER
-                n.stats = PlaceStats(s.timings + 1, s.held + held, s.parking, s.by_driver + driver,
-                                     s.driver_held + held * driver)
+                s, held, driver = n.stats, time.monotonic() - n.since, who == DRIVER
+                n.stats = replace(s, timings=s.timings + 1, held=s.held + held, by_driver=s.by_driver + driver,
+                                  driver_held=s.driver_held + held * driver)
             self._changed.notify_all()
 
     def stats(self) -> dict[str, PlaceStats]:
