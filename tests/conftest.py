@@ -19,6 +19,24 @@ def cli():
     return run_cli
 
 
+@pytest.fixture
+def search_here(capsys):
+    """The real `search` command run in this process (its ``main``), returned as a finished
+    process: for input it refuses before any work, where a fresh interpreter would cost ~2 s of
+    start-up and imports a call. A full run goes through ``cli`` (Ray, signals, a clean process)."""
+    from hwnas.search.cli import main
+
+    def run(*argv: str) -> subprocess.CompletedProcess:
+        try:
+            status = main(list(argv))
+        except SystemExit as e:  # argparse's refusals exit
+            status = e.code if isinstance(e.code, int) else 1
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(["search", *argv], status, out, err)
+
+    return run
+
+
 @pytest.fixture(scope="session", autouse=True)
 def latency_anchors(tmp_path_factory):
     """The reference network's anchors (evaluators.reference) in a throwaway folder: calibrated

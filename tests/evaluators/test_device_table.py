@@ -9,7 +9,6 @@ import pytest
 from hwnas.evaluators.tabular import load_table
 from hwnas.search.samplers.latency_model import MIN_MEASURED
 from hwnas.search.study import load_study
-from tests.search.test_hostile import _main
 
 
 def _write_table(path, rows):
@@ -27,9 +26,9 @@ def device(tmp_path_factory):
     return path
 
 
-def test_the_device_table_is_the_latency(capsys, tmp_path, device):
+def test_the_device_table_is_the_latency(search_here, tmp_path, device):
     # the default sampler screens every cell on the device's latency
-    r = _main(capsys, "run", "--space", "nb201", "--trials", "12", "--dir", str(tmp_path), "--latency-table",
+    r = search_here("run", "--space", "nb201", "--trials", "12", "--dir", str(tmp_path), "--latency-table",
               str(device))
     assert r.returncode == 0, r.stderr
     assert f"latency of {device}" in r.stderr
@@ -42,15 +41,15 @@ def test_the_device_table_is_the_latency(capsys, tmp_path, device):
     # another device is another study's latency: continuing with it is refused
     other = tmp_path / "other.csv"
     _write_table(other, [(cell, 2.0) for cell in table])
-    r = _main(capsys, "run", "--space", "nb201", "--trials", "13", "--dir", str(tmp_path), "--latency-table", str(other))
+    r = search_here("run", "--space", "nb201", "--trials", "13", "--dir", str(tmp_path), "--latency-table", str(other))
     assert r.returncode == 2 and "latency_table=" in r.stderr
 
 
-def test_a_predicted_device_is_read_for_the_trials_only(capsys, tmp_path, device):
+def test_a_predicted_device_is_read_for_the_trials_only(search_here, tmp_path, device):
     """--predict-latency: the sampler screens on a model fitted on the cells timed so far; each
     trial records what it predicted and its error against the device (here linear in the
     parameters, which the model reads: found within 1 %, as a median)."""
-    r = _main(capsys, "run", "--space", "nb201", "--trials", "14", "--dir", str(tmp_path), "--latency-table",
+    r = search_here("run", "--space", "nb201", "--trials", "14", "--dir", str(tmp_path), "--latency-table",
               str(device), "--predict-latency", "--study", "p")
     assert r.returncode == 0, r.stderr
     assert "predicted, read for trials only" in r.stderr
@@ -62,13 +61,13 @@ def test_a_predicted_device_is_read_for_the_trials_only(capsys, tmp_path, device
     for t, error in zip(predicted, errors):
         assert error == pytest.approx(t.user_attrs["latency_predicted_ms"] / t.user_attrs["latency_ms"] - 1)
     assert statistics.median(abs(e) for e in errors) < 0.01, errors
-    front = _main(capsys, "front", "--dir", str(tmp_path), "--study", "p")
+    front = search_here("front", "--dir", str(tmp_path), "--study", "p")
     assert "latency_prediction_error" in front.stdout.splitlines()[0]
     # a sampler that does not screen, or no device to predict: one line, exit 2
-    r = _main(capsys, "run", "--space", "nb201", "--trials", "3", "--dir", str(tmp_path), "--latency-table",
+    r = search_here("run", "--space", "nb201", "--trials", "3", "--dir", str(tmp_path), "--latency-table",
               str(device), "--predict-latency", "--sampler", "random", "--study", "q")
     assert r.returncode == 2 and "sampler random does not screen" in r.stderr
-    r = _main(capsys, "run", "--space", "nb201", "--trials", "3", "--dir", str(tmp_path), "--predict-latency",
+    r = search_here("run", "--space", "nb201", "--trials", "3", "--dir", str(tmp_path), "--predict-latency",
               "--study", "q")
     assert r.returncode == 2 and "--predict-latency predicts a device's latency" in r.stderr
     assert not (tmp_path / "q").exists()
@@ -82,16 +81,16 @@ def test_a_predicted_device_is_read_for_the_trials_only(capsys, tmp_path, device
     ("arch,latency_ms\nnot a cell,1.0\n", "line 2: not arch,latency_ms"),
     ("\x00\xff\xfe", "is not a CSV text file"),
 ])
-def test_a_bad_table_is_one_line_and_writes_nothing(capsys, tmp_path, content, fragment):
+def test_a_bad_table_is_one_line_and_writes_nothing(search_here, tmp_path, content, fragment):
     path = tmp_path / "t.csv"
     if content is not None:
         path.write_bytes(content.encode("latin-1"))
     runs = tmp_path / "runs"
-    r = _main(capsys, "run", "--space", "nb201", "--trials", "3", "--dir", str(runs), "--latency-table", str(path))
+    r = search_here("run", "--space", "nb201", "--trials", "3", "--dir", str(runs), "--latency-table", str(path))
     assert r.returncode == 2 and fragment in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not runs.exists()
 
 
-def test_a_trained_space_has_no_latency_table(capsys, tmp_path, device):
-    r = _main(capsys, "run", "--dir", str(tmp_path), "--latency-table", str(device))
+def test_a_trained_space_has_no_latency_table(search_here, tmp_path, device):
+    r = search_here("run", "--dir", str(tmp_path), "--latency-table", str(device))
     assert r.returncode == 2 and "--latency-table applies to table spaces (nb201)" in r.stderr

@@ -11,7 +11,6 @@ from hwnas.search import attrs
 from hwnas.search.pareto import front_trials
 from hwnas.search.study import load_study
 from hwnas.search.weights import weights_path
-from tests.search.test_hostile import _main
 
 
 def test_a_budget_per_cost_known_before_training():
@@ -36,8 +35,8 @@ def test_a_budget_per_cost_known_before_training():
     (["--space", "nb201", "--max-latency-ms", "0.0001"], "no network of space nb201 meets the budgets among 5000 "
                                                            "random candidates: smallest latency_ms found"),
 ])
-def test_bad_budgets_are_one_line_and_write_nothing(capsys, tmp_path, argv, fragment):
-    r = _main(capsys, "run", "--dir", str(tmp_path), "--trials", "3", *argv)
+def test_bad_budgets_are_one_line_and_write_nothing(search_here, tmp_path, argv, fragment):
+    r = search_here("run", "--dir", str(tmp_path), "--trials", "3", *argv)
     assert r.returncode == 2 and fragment in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert list(tmp_path.iterdir()) == []
 
@@ -59,16 +58,16 @@ def _trained_and_rejected(directory, name):
     return study, attrs.trained(complete), [t for t in complete if attrs.rejected(t)]
 
 
-def test_table_search_under_a_budget_and_tightened_later(capsys, tmp_path):
+def test_table_search_under_a_budget_and_tightened_later(search_here, tmp_path):
     """nb201 (a table: fast). Random sampling meets the budget about half the time: rejected trials
     carry Optuna's violated constraint, trained ones a satisfied one; tightening it on the next run
     shrinks the front to what is within."""
-    r = _main(capsys, "run", "--space", "nb201", "--dir", str(tmp_path), "--trials", "20", "--sampler", "random",
+    r = search_here("run", "--space", "nb201", "--dir", str(tmp_path), "--trials", "20", "--sampler", "random",
               "--study", "t")
     assert r.returncode == 0, r.stderr
     study, trained, rejected = _trained_and_rejected(tmp_path, "t")
     budget = statistics.median(t.user_attrs["latency_ms"] for t in trained)
-    r = _main(capsys, "run", "--space", "nb201", "--dir", str(tmp_path), "--trials", "30", "--sampler", "random",
+    r = search_here("run", "--space", "nb201", "--dir", str(tmp_path), "--trials", "30", "--sampler", "random",
               "--study", "t", "--max-latency-ms", str(budget))
     assert r.returncode == 0, r.stderr
     study, trained, rejected = _trained_and_rejected(tmp_path, "t")
@@ -82,7 +81,7 @@ def test_table_search_under_a_budget_and_tightened_later(capsys, tmp_path):
     front = front_trials(study)
     assert front and all(t.user_attrs["latency_ms"] <= budget for t in front)
     assert any(t.user_attrs["latency_ms"] > budget for t in trained)  # the first run's, left off the front
-    r = _main(capsys, "front", "--study", "t", "--dir", str(tmp_path))
+    r = search_here("front", "--study", "t", "--dir", str(tmp_path))
     assert f"front within the budgets (--max-latency-ms {budget:g}) ({len(rejected)} candidates" in r.stderr
     assert {int(line.split()[0]) for line in r.stdout.splitlines()[2:]} == {t.number for t in front}
 
@@ -104,11 +103,11 @@ def unbudgeted():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sampler,workers", [("hybrid", "1"), ("nsga2", "2"), ("tpe", "1")])
-def test_over_budget_networks_are_never_trained(capsys, tmp_path, unbudgeted, sampler, workers):
+def test_over_budget_networks_are_never_trained(search_here, tmp_path, unbudgeted, sampler, workers):
     """The issue's check (12 trials there; 8 here, to keep the suite short) of 1 epoch under X; with
     2 workers the trials run on a local Ray (the budgets travel in the TrialSpec)."""
     x = unbudgeted
-    r = _main(capsys, "run", "--dir", str(tmp_path), "--trials", "8", "--epochs", "1", "--study", "b",
+    r = search_here("run", "--dir", str(tmp_path), "--trials", "8", "--epochs", "1", "--study", "b",
               "--workers", workers, "--train-subset", "300", "--sampler", sampler, "--max-latency-ms", f"{x:.4f}")
     assert r.returncode == 0, r.stderr
     _, trained, rejected = _trained_and_rejected(tmp_path, "b")

@@ -81,20 +81,16 @@ def test_nb201_search_reads_the_table(cli, tmp_path):
     assert trials[-1].user_attrs["screened"] == 15625  # cheap lookups: free, but on record
 
 
+# (unknown space, sampler, objective, a zero count and a missing study: test_robustness.py)
 @pytest.mark.parametrize("args,fragment", [
-    (["run", "--space", "nope"], "unknown space 'nope'"),
-    (["run", "--sampler", "nope"], "unknown sampler 'nope'"),
-    (["run", "--objectives", "accuracy,speed"], "unknown objective 'speed'"),
-    (["run", "--trials", "0"], "--trials must be a positive integer"),
     (["run", "--space", "nb201", "--objectives", "accuracy,macs"], "objective 'macs' is not measured in space nb201"),
     (["run", "--space", "nb201", "--dataset", "digits"], "space nb201: unknown data set 'digits'; available: cifar10, cifar100, imagenet"),
     (["run", "--space", "nb201", "--exits"], "--exits does not apply to space nb201"),
-    (["front", "--study", "missing"], "no study 'missing'"),
     (["inspect", "stem_c8, nope, head"], "unknown section"),
     (["inspect", "mobilenet_v2", "--input", "3x224"], "bad --input"),
 ])
-def test_bad_input_is_one_line_and_exit_2(cli, tmp_path, args, fragment):
-    r = cli(*args, *(["--dir", str(tmp_path)] if args[0] in ("run", "front") else []))
+def test_bad_input_is_one_line_and_exit_2(search_here, tmp_path, args, fragment):
+    r = search_here(*args, *(["--dir", str(tmp_path)] if args[0] in ("run", "front") else []))
     assert r.returncode == 2
     assert fragment in r.stderr and "Traceback" not in r.stderr
     assert list(tmp_path.iterdir()) == []

@@ -114,11 +114,11 @@ def test_config_file_round_trip(cli, tmp_path):
     (["--dataset", "fashion-mnist", "--data-dir", "EMPTY"], "Fashion-MNIST not found: no train-images-idx3-ubyte"),
     (["--device", "cuda:7"], "--device cuda:7 asked"),
 ])
-def test_bad_run_input_is_one_line_exit_2_and_writes_nothing(cli, tmp_path, args, fragment):
+def test_bad_run_input_is_one_line_exit_2_and_writes_nothing(search_here, tmp_path, args, fragment):
     (tmp_path / "c.yaml").write_text("epoch: 2\n")
     (tmp_path / "empty").mkdir()
     args = [str(tmp_path / "c.yaml") if a == "CFG" else str(tmp_path / "empty") if a == "EMPTY" else a for a in args]
-    r = cli("run", *args, "--dir", str(tmp_path / "runs"))
+    r = search_here("run", *args, "--dir", str(tmp_path / "runs"))
     assert r.returncode == 2, r.stderr
     assert fragment in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "runs").exists()

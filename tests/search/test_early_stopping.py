@@ -212,8 +212,8 @@ def test_bad_early_stopping_options_are_refused(options, fragment):
         RunConfig(**options)
 
 
-def test_bad_early_stopping_input_is_one_line_exit_2(cli, tmp_path):
-    r = cli("run", "--dir", str(tmp_path), "--trials", "2", "--early-stop", "mo-asha", "--eta", "1")
+def test_bad_early_stopping_input_is_one_line_exit_2(search_here, tmp_path):
+    r = search_here("run", "--dir", str(tmp_path), "--trials", "2", "--early-stop", "mo-asha", "--eta", "1")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "--eta must be" in r.stderr, r.stderr
     assert not any(tmp_path.iterdir())
 

@@ -230,9 +230,9 @@ def test_duplicate_points_at_the_original_weights_and_retrain(study_dir, tmp_pat
     assert any(not torch.equal(retrained[k], kept[k]) for k in kept)
 
 
-def test_a_bad_request_on_the_command_line_is_one_line_exit_2(study_dir, tmp_path, cli):
+def test_a_bad_request_on_the_command_line_is_one_line_exit_2(study_dir, tmp_path, search_here):
     failed = next(t.number for t in load_study(str(study_dir), "s").trials if t.state.name == "FAIL")
-    r = cli("export", "--study", "s", "--dir", str(study_dir), "--trial", str(failed), "--out", str(tmp_path / "out"))
+    r = search_here("export", "--study", "s", "--dir", str(study_dir), "--trial", str(failed), "--out", str(tmp_path / "out"))
     assert r.returncode == 2
     assert r.stderr.strip() == (f"search: error: trial {failed} of study 's' is FAIL, not COMPLETE: "
                                 "made to fail by the test")

@@ -30,18 +30,9 @@ def _one_line(r: subprocess.CompletedProcess, status: int, fragment: str) -> Non
     assert "Traceback" not in r.stderr and fragment in lines[-1], r.stderr
 
 
-def _main(capsys, *argv: str) -> subprocess.CompletedProcess:
-    """The real `search` command in this process (no start-up cost), as a finished process."""
-    from hwnas.search.cli import main
-
-    status = main(list(argv))
-    out, err = capsys.readouterr()
-    return subprocess.CompletedProcess(["search", *argv], status, out, err)
-
-
 @pytest.mark.parametrize("seed", ["-1", str(2**70)])
-def test_a_seed_out_of_range_is_one_line_and_writes_nothing(capsys, tmp_path, seed):
-    r = _main(capsys, "run", "--space", "nb201", "--trials", "2", "--seed", seed, "--dir", str(tmp_path))
+def test_a_seed_out_of_range_is_one_line_and_writes_nothing(search_here, tmp_path, seed):
+    r = search_here("run", "--space", "nb201", "--trials", "2", "--seed", seed, "--dir", str(tmp_path))
     _one_line(r, 2, "--seed must be an integer from 0 to 4294967295")
     assert list(tmp_path.iterdir()) == []
 
@@ -147,7 +138,7 @@ BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
     (["--epochs", "9" * 100_000], "... (100002 characters) is not an integer of at most 30 digits"),
     (["--dir", "FILE"], "cannot keep study 'nb201' in --dir"),
 ])
-def test_hostile_run_input_is_one_short_line_exit_2_and_changes_nothing(capsys, tmp_path, args, fragment):
+def test_hostile_run_input_is_one_short_line_exit_2_and_changes_nothing(search_here, tmp_path, args, fragment):
     files = {"BOMB": BOMB.encode(), "LATIN1": "trials: 3 # caf\xe9\n".encode("latin-1"),
              "HUGE": b"# " + b"x" * 1_100_000 + b"\ntrials: 3\n", "LONG": b"dataset: " + b"x" * 900_000 + b"\n",
              "FILE": b"a file, not a folder\n"}
@@ -155,33 +146,33 @@ def test_hostile_run_input_is_one_short_line_exit_2_and_changes_nothing(capsys, 
     for name, content in files.items():
         (tmp_path / name).write_bytes(content)
     before = _files(tmp_path)
-    r = _main(capsys, "run", "--space", "nb201", "--trials", "2",
+    r = search_here("run", "--space", "nb201", "--trials", "2",
               *(["--dir", str(tmp_path / "runs")] if "--dir" not in args else []), *args)
     _one_line(r, 2, fragment)
     assert len(r.stderr) < 600 and _files(tmp_path) == before
 
 
-def test_study_names_are_checked_where_a_study_is_read(capsys, tmp_path):
-    r = _main(capsys, "front", "--study", "../../etc", "--dir", str(tmp_path))
+def test_study_names_are_checked_where_a_study_is_read(search_here, tmp_path):
+    r = search_here("front", "--study", "../../etc", "--dir", str(tmp_path))
     _one_line(r, 2, "bad study name '../../etc'")
 
 
-def test_ui_on_a_port_in_use_is_refused(capsys):
+def test_ui_on_a_port_in_use_is_refused(search_here):
     import socket
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        r = _main(capsys, "ui", "--port", str(taken.getsockname()[1]))
+        r = search_here("ui", "--port", str(taken.getsockname()[1]))
     _one_line(r, 2, "choose another --port")
 
 
-def test_export_to_a_place_it_cannot_write_is_refused_before_any_work(capsys, tmp_path):
+def test_export_to_a_place_it_cannot_write_is_refused_before_any_work(search_here, tmp_path):
     import shutil
 
     shutil.copytree(Path(__file__).resolve().parents[1] / "data" / "studies" / "before-hwnas", tmp_path / "before-hwnas")
     (tmp_path / "file").write_text("x")
-    r = _main(capsys, "export", "--study", "before-hwnas", "--dir", str(tmp_path), "--trial", "1", "--out",
+    r = search_here("export", "--study", "before-hwnas", "--dir", str(tmp_path), "--trial", "1", "--out",
               str(tmp_path / "file" / "model"))
     _one_line(r, 2, "cannot write --out")
 
@@ -267,14 +258,14 @@ def test_a_decompression_bomb_image_is_refused(tmp_path):
     (["inspect", "stem_c99999999999999999999_k3_s1_relu, conv_r1_k3_s2_c16_relu, head_relu"], "is too large"),
     (["run", "--resolution", "100000", "--trials", "1"], "at --resolution 100000 (1,797 images) needs about"),
 ])
-def test_inputs_that_would_allocate_too_much_are_refused_first(capsys, tmp_path, args, fragment):
-    r = _main(capsys, *args, *(["--dir", str(tmp_path)] if args[0] == "run" else []))
+def test_inputs_that_would_allocate_too_much_are_refused_first(search_here, tmp_path, args, fragment):
+    r = search_here(*args, *(["--dir", str(tmp_path)] if args[0] == "run" else []))
     _one_line(r, 2, fragment)
     assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("content", [b"", b"not a pickle", "torch-dict"])
-def test_damaged_weights_are_one_line_at_export(capsys, tmp_path, content):
+def test_damaged_weights_are_one_line_at_export(search_here, tmp_path, content):
     import shutil
 
     import torch
@@ -285,7 +276,7 @@ def test_damaged_weights_are_one_line_at_export(capsys, tmp_path, content):
         torch.save({"stem.0.weight": torch.zeros(3)}, weights)  # another network's
     else:
         weights.write_bytes(content)
-    r = _main(capsys, "export", "--study", "before-hwnas", "--dir", str(tmp_path), "--trial", "1", "--out",
+    r = search_here("export", "--study", "before-hwnas", "--dir", str(tmp_path), "--trial", "1", "--out",
               str(tmp_path / "out"))
     _one_line(r, 2, "do not load into its network")
     assert not (tmp_path / "out").exists()

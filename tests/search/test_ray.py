@@ -384,7 +384,7 @@ def test_killing_a_worker_during_a_run(tmp_path):
     (["--cpus-per-trial", "-1"], "--cpus-per-trial must be a positive integer, got -1"),
     (["--gpus-per-trial", "-0.5"], "--gpus-per-trial must be a number >= 0, got -0.5"),
 ])
-def test_bad_resources_are_one_line_and_exit_2(cli, tmp_path, args, fragment):
-    r = cli("run", "--dir", str(tmp_path), *args)
+def test_bad_resources_are_one_line_and_exit_2(search_here, tmp_path, args, fragment):
+    r = search_here("run", "--dir", str(tmp_path), *args)
     assert r.returncode == 2 and fragment in r.stderr and "Traceback" not in r.stderr
     assert list(tmp_path.iterdir()) == []

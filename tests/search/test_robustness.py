@@ -126,12 +126,10 @@ def _snapshot(root):
     return {p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def _one_line_exit_2(capsys, *argv):
-    from hwnas.search.cli import main
-
-    code = main(list(argv))
-    err = capsys.readouterr().err.strip()
-    assert code == 2, err
+def _one_line_exit_2(search_here, *argv):
+    r = search_here(*argv)
+    err = r.stderr.strip()
+    assert r.returncode == 2, err
     assert len(err.splitlines()) == 1 and err.startswith("search: error:") and "Traceback" not in err
     return err
 
@@ -147,23 +145,23 @@ def _one_line_exit_2(capsys, *argv):
     (["run", "--dataset", "fashion-mnist", "--data-dir", "/nonexistent/fmnist"], "/nonexistent/fmnist"),
     (["front", "--study", "missing"], "'missing'"),
 ])
-def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, argv, fragment):
-    err = _one_line_exit_2(capsys, *argv, "--dir", str(tmp_path))
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, search_here, argv, fragment):
+    err = _one_line_exit_2(search_here, *argv, "--dir", str(tmp_path))
     assert fragment in err
     assert list(tmp_path.iterdir()) == []
 
 
-def test_malformed_and_unknown_config_files(tmp_path, capsys):
+def test_malformed_and_unknown_config_files(tmp_path, search_here):
     bad = tmp_path / "bad.yaml"
     bad.write_text("trials: [1, 2\n")
-    assert "bad.yaml" in _one_line_exit_2(capsys, "run", "--config", str(bad), "--dir", str(tmp_path / "r"))
+    assert "bad.yaml" in _one_line_exit_2(search_here, "run", "--config", str(bad), "--dir", str(tmp_path / "r"))
     unknown = tmp_path / "unknown.yaml"
     unknown.write_text("trials: 3\ntrails: 4\n")
-    assert "trails" in _one_line_exit_2(capsys, "run", "--config", str(unknown), "--dir", str(tmp_path / "r"))
+    assert "trails" in _one_line_exit_2(search_here, "run", "--config", str(unknown), "--dir", str(tmp_path / "r"))
     assert not (tmp_path / "r").exists()
 
 
-def test_corrupt_study_file_is_reported_and_left_as_it_was(tmp_path, capsys):
+def test_corrupt_study_file_is_reported_and_left_as_it_was(tmp_path, capsys, search_here):
     from hwnas.search.cli import main
 
     assert main(["run", "--trials", "1", "--epochs", "1", "--workers", "1", "--study", "s",
@@ -174,7 +172,7 @@ def test_corrupt_study_file_is_reported_and_left_as_it_was(tmp_path, capsys):
     before = _snapshot(tmp_path)
     capsys.readouterr()
     for argv in (["front", "--study", "s"], ["run", "--trials", "2", "--epochs", "1", "--study", "s"]):
-        assert "corrupt" in _one_line_exit_2(capsys, *argv, "--dir", str(tmp_path))
+        assert "corrupt" in _one_line_exit_2(search_here, *argv, "--dir", str(tmp_path))
     assert _snapshot(tmp_path) == before
 
 

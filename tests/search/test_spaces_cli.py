@@ -43,8 +43,8 @@ def test_the_docs_example_space_searches_and_exports(cli, tmp_path):
      "{widths: [8], stride: 2}]\n", "has 4 stride-2 steps (16x downsampling), more than a 8x8 input allows (at most 3)"),
     ("stages: [\n", "is not YAML"),
 ])
-def test_bad_space_files_stop_the_run_with_one_line(cli, tmp_path, text, fragment):
+def test_bad_space_files_stop_the_run_with_one_line(search_here, tmp_path, text, fragment):
     (tmp_path / "bad.yaml").write_text(text)
-    r = cli("run", "--space", str(tmp_path / "bad.yaml"), "--trials", "2", "--dir", str(tmp_path / "runs"))
+    r = search_here("run", "--space", str(tmp_path / "bad.yaml"), "--trials", "2", "--dir", str(tmp_path / "runs"))
     assert r.returncode == 2 and fragment in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not (tmp_path / "runs").exists()

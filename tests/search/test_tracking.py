@@ -243,7 +243,7 @@ def test_dead_server_then_sync_twice(cli, searched, mlflow_store):
     (["sync", "--study", "missing"], "no study 'missing'"),
     (["ui", "--port", "70000"], "--port must be in 1..65535"),
 ])
-def test_bad_input_is_one_line_and_exit_2(cli, tmp_path, args, fragment):
-    r = cli(*args, *(["--dir", str(tmp_path)] if args[0] == "sync" else []))
+def test_bad_input_is_one_line_and_exit_2(search_here, tmp_path, args, fragment):
+    r = search_here(*args, *(["--dir", str(tmp_path)] if args[0] == "sync" else []))
     assert r.returncode == 2 and fragment in r.stderr and "Traceback" not in r.stderr
     assert list(tmp_path.iterdir()) == []
