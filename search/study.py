@@ -166,25 +166,42 @@ def open_study(config: RunConfig, screen: Screen | None = None, space: Space | N
             names.add(config.study)
     if config.study in names:
         study = optuna.load_study(study_name=config.study, storage=storage)
-        stored = study.user_attrs.get(attrs.IDENTITY)
-        # A key an older study did not record counts as that option's default.
-        defaults = RunConfig(space=config.space).identity()
-        if stored is not None and any(stored.get(k, defaults[k]) != v for k, v in config.identity().items()):
-            diff = ", ".join(f"{k}={stored.get(k, defaults[k])!r} (asked {v!r})"
-                             for k, v in config.identity().items() if stored.get(k, defaults[k]) != v)
-            raise UsageError(f"study {config.study!r} in {path.parent} was run with {diff}; "
-                             f"pass the same options or choose a new --study")
-        stored_text = study.user_attrs.get(attrs.SPACE)
-        if stored_text and space_text and stored_text != space_text:
-            changed = differences(yaml.safe_load(stored_text), yaml.safe_load(space_text))
-            raise UsageError(f"study {config.study!r} in {path.parent} began with another space {config.space}: "
-                             f"{'; '.join(changed[:5]) or 'its text'}{' ...' if len(changed) > 5 else ''}; restore "
-                             f"the space or choose a new --study")
+        _refuse_other_options(study, config, space_text, path)
     study.set_user_attr(attrs.CONFIG, config.as_dict())
     save_config(config, path.parent / CONFIG_FILE)
     # A continued study reseeds from its size, so a seeded sampler does not replay its first asks.
     study.sampler = make_sampler(config.sampler, (config.seed + len(study.trials)) % SEED_LIMIT, screen)
     return study
+
+
+def check_continuation(config: RunConfig, space: Space) -> None:
+    """Refuse, before any work (a Ray start is seconds), to continue an existing study with other
+    options or another space; ``open_study`` checks again when it opens the study. Reads only."""
+    path = journal_path(config.dir, config.study)
+    if not path.is_file():
+        return
+    storage = _storage(path)
+    if config.study in {s.study_name for s in storage.get_all_studies()}:
+        _refuse_other_options(optuna.load_study(study_name=config.study, storage=storage), config, space.text, path)
+
+
+def _refuse_other_options(study: optuna.Study, config: RunConfig, space_text: str | None, path: Path) -> None:
+    """UsageError unless ``config`` may continue ``study``: the same options of its identity, the
+    same space text."""
+    stored = study.user_attrs.get(attrs.IDENTITY)
+    # A key an older study did not record counts as that option's default.
+    defaults = RunConfig(space=config.space).identity()
+    if stored is not None and any(stored.get(k, defaults[k]) != v for k, v in config.identity().items()):
+        diff = ", ".join(f"{k}={stored.get(k, defaults[k])!r} (asked {v!r})"
+                         for k, v in config.identity().items() if stored.get(k, defaults[k]) != v)
+        raise UsageError(f"study {config.study!r} in {path.parent} was run with {diff}; "
+                         f"pass the same options or choose a new --study")
+    stored_text = study.user_attrs.get(attrs.SPACE)
+    if stored_text and space_text and stored_text != space_text:
+        changed = differences(yaml.safe_load(stored_text), yaml.safe_load(space_text))
+        raise UsageError(f"study {config.study!r} in {path.parent} began with another space {config.space}: "
+                         f"{'; '.join(changed[:5]) or 'its text'}{' ...' if len(changed) > 5 else ''}; restore "
+                         f"the space or choose a new --study")
 
 
 def load_study(directory: str, name: str) -> optuna.Study:

@@ -30,7 +30,7 @@ from ..executors import Executor, make_executor
 from ..observers import FrontFiles, Observer, Progress, Store, Tracker
 from ..recovery import THIS_PROCESS, abandon, reclaim_abandoned
 from ..samplers import screen_for
-from ..study import journal_path, open_study
+from ..study import check_continuation, journal_path, open_study
 from . import trial as one
 from .feasible import announce, check_feasible
 
@@ -105,6 +105,7 @@ def run_search(config: RunConfig, executor: Executor | None = None, progress: bo
     # table's stand-in figures (another device's); with --latency-on, once the screen is scaled.
     if config.budgets and not config.latency_on and not (config.predict_latency and config.latency_table):
         check_feasible(space, evaluation, config.budgets, config.seed)
+    check_continuation(config, space)  # before Ray starts: a refusal takes no seconds
     executor = executor or make_executor(evaluation, config.workers, config.ray_address, config.cpus_per_trial,
                                          config.gpus_per_trial, device=config.device, latency_on=config.latency_on)
     try:

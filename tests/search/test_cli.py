@@ -39,11 +39,16 @@ def test_run_front_and_continue(cli, tmp_path):
 
 
 @pytest.mark.slow
-def test_continuing_with_other_objectives_is_refused(cli, tmp_path):
+def test_continuing_with_other_objectives_is_refused(cli, search_here, tmp_path):
     assert cli("run", "--trials", "1", "--epochs", "1", "--workers", "1", "--study", "s", "--dir", str(tmp_path)).returncode == 0
     before = journal_path(str(tmp_path), "s").read_bytes()
     r = cli("run", "--trials", "2", "--epochs", "1", "--workers", "1", "--study", "s", "--dir", str(tmp_path), "--objectives", "accuracy,params")
     assert r.returncode == 2 and "objectives" in r.stderr and "Traceback" not in r.stderr
+    assert journal_path(str(tmp_path), "s").read_bytes() == before
+    # refused before Ray is joined (or started: seconds): nobody listens at this address
+    r = search_here("run", "--trials", "2", "--epochs", "1", "--study", "s", "--dir", str(tmp_path),
+                    "--objectives", "accuracy,params", "--ray-address", "127.0.0.1:9")
+    assert r.returncode == 2 and "was run with objectives=" in r.stderr and "Ray" not in r.stderr, r.stderr
     assert journal_path(str(tmp_path), "s").read_bytes() == before
 
 
