@@ -114,6 +114,31 @@ def time_runs(forward: Callable[[], object], cuda: bool = False, warmup: int = 1
     return times
 
 
+def start_cuda(device: str) -> None:
+    """Start CUDA in this process now, if ``device`` is a GPU: its context, cuDNN and cuBLAS, the
+    kernels of a small convolutional network's training step and forward. A process's first CUDA
+    work takes a second or more; in a worker it would fall into its first trial's quiet phase,
+    while the other trials on its GPU wait (at four a GPU, the first four would start CUDA one
+    after another). The random generators are left as they were."""
+    if not device.startswith("cuda") or not torch.cuda.is_available():
+        return
+    first_steps(torch.device(device))
+    torch.cuda.synchronize(device)
+
+
+def first_steps(where: torch.device) -> None:
+    """A small convolutional network's training step and forward on ``where``, the random
+    generators (the CPU's and ``where``'s) left as they were."""
+    gpus = [where.index if where.index is not None else torch.cuda.current_device()] if where.type == "cuda" else []
+    with torch.random.fork_rng(devices=gpus):
+        net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                            nn.Flatten(), nn.Linear(8, 10)).to(where)
+        x = torch.zeros(8, 3, 16, 16, device=where)
+        nn.functional.cross_entropy(net(x), torch.zeros(8, dtype=torch.long, device=where)).backward()
+        with torch.inference_mode():
+            net.eval()(x[:1])
+
+
 def device_problem(device: str, check_available: bool = False, bf16: bool = False) -> str | None:
     """Why ``device`` is not a device name (cpu, cuda, cuda:N), or None. With ``check_available``,
     also why this machine cannot run it (a study made on a GPU machine stays readable elsewhere),

@@ -1,6 +1,6 @@
 """The GPU paths, on a real NVIDIA GPU: training with the data set on the device, bf16 autocast,
-a trial paused at a rung and resumed, CUDA-event latency, and a Ray search packing several trials
-on one GPU. Where there is no GPU these are reported as not run (tests/conftest.py);
+a trial paused at a rung and resumed, CUDA-event latency, CUDA started ahead of a worker's first
+trial, and a Ray search packing several trials on one GPU. Where there is no GPU these are reported as not run (tests/conftest.py);
 benchmarks/gpu_check.py runs them on one. No MLflow here: a GPU machine may have only the
 search's own dependencies (tests/test_package.py checks that they are enough)."""
 import statistics
@@ -94,6 +94,25 @@ def test_a_trial_paused_at_a_rung_goes_on_on_the_gpu():
     ended = evaluate(replace(spec(epochs=2, rungs=(1,)), resume=first.paused)).metrics
     assert len(ended.epoch_accuracy or ()) == 2 and ended.accuracy is not None and whole.accuracy is not None
     assert abs(ended.accuracy - whole.accuracy) < 0.03, (ended.epoch_accuracy, whole.epoch_accuracy)
+
+
+def test_start_cuda_starts_it_and_leaves_the_generators_as_they_were():
+    """What a Ray worker on a GPU does at its start (so that its first trial's quiet phase does
+    not): in a fresh process, CUDA is started after it, and no random stream moved."""
+    import subprocess
+    import sys
+
+    code = ("import torch\n"
+            "from hwnas.evaluators.latency import start_cuda\n"
+            "torch.manual_seed(7)\n"
+            "assert not torch.cuda.is_initialized()\n"
+            "start_cuda('cuda')\n"
+            "assert torch.cuda.is_initialized() and torch.backends.cudnn.is_available()\n"
+            "after = torch.rand(3).tolist(), torch.rand(3, device='cuda').tolist()\n"
+            "torch.manual_seed(7)\n"
+            "assert after == (torch.rand(3).tolist(), torch.rand(3, device='cuda').tolist()), after\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
 
 
 def test_a_ray_search_packs_four_trials_on_one_gpu(tmp_path):

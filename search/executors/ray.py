@@ -32,8 +32,11 @@ class TrialWorker:
         from hwnas.evaluators import quiet, timer
 
         torch.set_num_threads(cpus)
+        from hwnas.evaluators.latency import start_cuda
+
         gpus = ray.get_gpu_ids()  # Ray set CUDA_VISIBLE_DEVICES to them: "cuda" is this worker's GPU
         self.device = "cuda" if gpus else "cpu"
+        start_cuda(self.device)  # now, beside the other workers: not in its first trial's quiet phase
         self.evaluate = evaluate
         self.node = node_label()
         quiet.install(GateClient(gate, who, gpus))
@@ -133,6 +136,10 @@ class RayExecutor:
         self._count = 0
         self._idle = [self._new_worker() for _ in range(self.capacity)]
         self._running: dict = {}  # ObjectRef -> (worker, who, spec, retries)
+        if self.gpus:  # this process screens on its cuda (see driver_quiet): start it while the workers start
+            from hwnas.evaluators.latency import start_cuda
+
+            start_cuda("cuda")
 
     def _new_worker(self) -> tuple[Any, int]:
         self._count += 1

@@ -3,7 +3,7 @@ import os
 import torch
 
 from hwnas.evaluators import measure_latency
-from hwnas.evaluators.latency import device_problem, timing
+from hwnas.evaluators.latency import device_problem, first_steps, timing
 from hwnas.spaces import build, parse
 
 SMALL = parse("stem_c8_k3_s1_relu, ds_r1_k3_s2_c16_relu, head_relu")
@@ -45,3 +45,13 @@ def test_one_thread_cpu_timings_run_at_real_time_priority_where_allowed():
             assert not realtime and os.sched_getscheduler(0) == os.SCHED_OTHER
     finally:
         os.sched_setaffinity(0, cores)
+
+
+def test_first_steps_leave_the_random_generators_as_they_were():
+    """What ``start_cuda`` runs in a GPU worker before its first trial, here on the CPU: a
+    trial's seeded draws must not depend on whether it ran."""
+    torch.manual_seed(5)
+    first_steps(torch.device("cpu"))
+    after = torch.rand(4)
+    torch.manual_seed(5)
+    assert torch.equal(after, torch.rand(4))
