@@ -52,8 +52,9 @@ def arrays(identity: dict, make: Callable[[], tuple[dict[str, np.ndarray], dict]
     key = hashlib.sha256(text.encode()).hexdigest()[:20]
     root = cache_dir() / DATA
     entry = root / key
-    if (entry / META).is_file():
-        return _mapped(entry)
+    found = _mapped(entry)
+    if found is not None:
+        return found
     try:
         root.mkdir(parents=True, exist_ok=True)
         lock = open(root / f"{key}.lock", "w")
@@ -62,8 +63,9 @@ def arrays(identity: dict, make: Callable[[], tuple[dict[str, np.ndarray], dict]
         return make()
     with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another process decoding the same: wait, then map its entry
-        if (entry / META).is_file():
-            return _mapped(entry)
+        found = _mapped(entry)
+        if found is not None:
+            return found
         made, meta = make()
         tmp = None
         try:
@@ -81,7 +83,27 @@ def arrays(identity: dict, make: Callable[[], tuple[dict[str, np.ndarray], dict]
             if tmp is not None:
                 shutil.rmtree(tmp, ignore_errors=True)
             raise
-    return _mapped(entry)
+        _remove_superseded(root, json.loads(text), key)
+    return _mapped(entry) or (made, meta)
+
+
+def _remove_superseded(root: Path, identity: dict, key: str) -> None:
+    """Remove the entries made from an earlier state of the same source: the same ``name`` and
+    files in common (``fingerprint``'s paths; a folder that grew shares most). Made from files
+    since changed, or by an older FORMAT, no run reads them again, and a folder edited and
+    searched again would leave a decoded copy behind each time. A process that maps one keeps
+    its pages (a removed file's mapped pages stay until unmapped)."""
+    paths = {f[0] for f in identity.get("files", ())}
+    for meta in root.glob(f"*/{META}"):
+        if meta.parent.name == key:
+            continue
+        try:
+            other = json.loads(meta.read_text())["identity"]
+            same = other.get("name") == identity.get("name") and not paths.isdisjoint(f[0] for f in other["files"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError):  # not ours to judge
+            continue
+        if same:
+            shutil.rmtree(meta.parent, ignore_errors=True)
 
 
 def _unshared(root: Path, error: OSError) -> None:
@@ -89,6 +111,11 @@ def _unshared(root: Path, error: OSError) -> None:
                   stacklevel=3)
 
 
-def _mapped(entry: Path) -> tuple[dict[str, np.ndarray], dict]:
-    meta = json.loads((entry / META).read_text())
-    return {n: np.load(entry / f"{n}.npy", mmap_mode="c", allow_pickle=False) for n in meta["arrays"]}, meta
+def _mapped(entry: Path) -> tuple[dict[str, np.ndarray], dict] | None:
+    """The entry's arrays, memory-mapped, and its metadata; None where there is no entry (or it
+    was just removed as superseded by another version's run: then it is made again)."""
+    try:
+        meta = json.loads((entry / META).read_text())
+        return {n: np.load(entry / f"{n}.npy", mmap_mode="c", allow_pickle=False) for n in meta["arrays"]}, meta
+    except (FileNotFoundError, NotADirectoryError):  # no entry (or no cache folder: a file there)
+        return None

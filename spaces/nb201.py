@@ -11,6 +11,7 @@ of its class, so a search never pays twice for one network.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from .space import Evaluated, Suggests
@@ -59,6 +60,7 @@ def parse_cell(text: str) -> Cell:
     return Cell(tuple(ops))
 
 
+@functools.cache  # the hybrid sampler lists all 15,625 cells, and asks each up to 3 times
 def canonical(cell: Cell) -> Cell:
     """The member of ``cell``'s class that stands for it: dead edges set to none, then the smaller
     of the two orders of nodes 1 and 2 when they are interchangeable."""

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from hwnas.evaluators import Recipe, TrialSpec, evaluate
+from hwnas.evaluators import Recipe, TrialSpec, evaluate, nodecache
 from hwnas.evaluators.data import FASHION_MNIST_DIR, DataError, crop_flip, load_dataset, prepare, read_idx
 
 
@@ -185,7 +185,33 @@ def test_a_folder_is_decoded_once_per_node_and_memory_mapped(tmp_path, monkeypat
         load_dataset(f"folder:{tmp_path / 'set'}")
     image.unlink()
     grown = load_dataset(f"folder:{tmp_path / 'set'}")
-    assert grown.num_classes == 4 and len(list((tmp_path / "cache" / "data").glob("*/meta.json"))) == 2
+    assert grown.num_classes == 4 and len(list((tmp_path / "cache" / "data").glob("*/meta.json"))) == 1
+
+
+def test_an_entry_of_files_since_changed_is_removed_and_others_stay(tmp_path, monkeypatch):
+    """A folder that changed is decoded into a new entry, and its old entry goes (no run can read
+    it again); another folder's entry stays, and so does a second copy of a data set under the
+    same name elsewhere. A process still mapping the removed entry reads it on."""
+    monkeypatch.setenv("HWNAS_CACHE", str(tmp_path / "cache"))
+    for name in ("a", "b"):
+        write_folder(tmp_path / name)
+    old = load_dataset(f"folder:{tmp_path / 'a'}")
+    load_dataset(f"folder:{tmp_path / 'b'}")
+    files = [f for f in sorted((tmp_path / "b").rglob("*")) if f.is_file()]
+    nodecache.arrays({"name": "twin", "files": nodecache.fingerprint(files[:2])}, lambda: ({"x": np.zeros(2)}, {}))
+    nodecache.arrays({"name": "twin", "files": nodecache.fingerprint(files[2:4])}, lambda: ({"x": np.ones(2)}, {}))
+
+    def entries() -> set[str]:
+        return {m.parent.name for m in (tmp_path / "cache" / "data").glob("*/meta.json")}
+
+    before = entries()
+    write_folder(tmp_path / "more", classes=("newt",))
+    (tmp_path / "more" / "newt").rename(tmp_path / "a" / "newt")
+    expected = old.val.levels.clone()
+    grown = load_dataset(f"folder:{tmp_path / 'a'}")
+    after = entries()
+    assert len(before) == 4 and len(after) == 4 and len(before - after) == 1, (before, after)
+    assert grown.num_classes == 4 and torch.equal(old.val.levels, expected)
 
 
 def test_processes_that_start_together_decode_once_and_share_the_pages(tmp_path):
