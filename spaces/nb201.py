@@ -60,7 +60,7 @@ def parse_cell(text: str) -> Cell:
     return Cell(tuple(ops))
 
 
-@functools.cache  # the hybrid sampler lists all 15,625 cells, and asks each up to 3 times
+@functools.cache  # the hybrid sampler lists all 15,625 cells and asks some twice (its listing: 1.25 -> 1.15 s)
 def canonical(cell: Cell) -> Cell:
     """The member of ``cell``'s class that stands for it: dead edges set to none, then the smaller
     of the two orders of nodes 1 and 2 when they are interchangeable."""
