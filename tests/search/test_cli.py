@@ -7,7 +7,7 @@ from hwnas.search.study import journal_path, load_study
 
 
 @pytest.mark.slow
-def test_run_front_and_continue(cli, tmp_path):
+def test_run_front_and_continue(cli, search_here, tmp_path):
     r = cli("run", "--trials", "4", "--epochs", "1", "--study", "s", "--dir", str(tmp_path), "--sampler", "random")
     assert r.returncode == 0, r.stderr
     assert "[4/4]" in r.stderr and "genotype" in r.stdout
@@ -17,7 +17,7 @@ def test_run_front_and_continue(cli, tmp_path):
     assert all({"genotype", "accuracy", "test_accuracy", "macs", "params", "latency_ms"} <= t.user_attrs.keys()
                for t in complete)
 
-    r = cli("front", "--study", "s", "--dir", str(tmp_path), "--format", "json")
+    r = search_here("front", "--study", "s", "--dir", str(tmp_path), "--format", "json")
     assert r.returncode == 0, r.stderr
     rows = json.loads(r.stdout)
     best = {t.number: t for t in study.best_trials}

@@ -14,11 +14,11 @@ FIXTURE = Path(__file__).resolve().parents[1] / "data" / "studies" / "before-hwn
 
 
 @pytest.mark.slow
-def test_a_study_of_the_previous_version_opens_continues_and_exports(tmp_path, cli):
+def test_a_study_of_the_previous_version_opens_continues_and_exports(tmp_path, cli, search_here):
     shutil.copytree(FIXTURE, tmp_path / "before-hwnas")
     old = load_study(str(tmp_path), "before-hwnas")
     assert "metrics" in old.trials[0].user_attrs  # the old layout: a dict beside one attribute per metric
-    front = json.loads(cli("front", "--study", "before-hwnas", "--dir", str(tmp_path), "--format", "json").stdout)
+    front = json.loads(search_here("front", "--study", "before-hwnas", "--dir", str(tmp_path), "--format", "json").stdout)
     assert {row["trial"] for row in front} == {t.number for t in old.best_trials}
     assert all(row["exits"] >= 1 and len(row["exit_rates"]) == row["exits"] + 1 for row in front)
 
@@ -32,7 +32,7 @@ def test_a_study_of_the_previous_version_opens_continues_and_exports(tmp_path, c
         assert "metrics" not in t.user_attrs and Metrics.from_attrs(t.user_attrs).exit_rates is not None
     assert Metrics.from_attrs(complete[0].user_attrs) == Metrics(**complete[0].user_attrs["metrics"])
 
-    out = cli("export", "--study", "before-hwnas", "--dir", str(tmp_path), "--trial", "1", "--out",
+    out = search_here("export", "--study", "before-hwnas", "--dir", str(tmp_path), "--trial", "1", "--out",
               str(tmp_path / "exported"), "--no-report")
     assert out.returncode == 0, out.stderr
     assert "trial 1's trained weights" in out.stdout

@@ -38,7 +38,7 @@ def test_a_seed_out_of_range_is_one_line_and_writes_nothing(search_here, tmp_pat
 
 
 @pytest.mark.slow
-def test_a_torn_journal_tail_is_set_aside_and_the_study_goes_on(cli, tmp_path):
+def test_a_torn_journal_tail_is_set_aside_and_the_study_goes_on(cli, search_here, tmp_path):
     args = ("--space", "nb201", "--study", "s", "--dir", str(tmp_path))
     assert cli("run", "--trials", "4", *args).returncode == 0
     journal = journal_path(str(tmp_path), "s")
@@ -49,7 +49,7 @@ def test_a_torn_journal_tail_is_set_aside_and_the_study_goes_on(cli, tmp_path):
     assert "were a write cut short" in again.stderr and "set aside in journal.log.torn-" in again.stderr
     [aside] = tmp_path.joinpath("s").glob("journal.log.torn-*")
     assert aside.read_bytes() == whole[:-60][whole[:-60].rfind(b"\n") + 1:]  # the partial line, kept
-    front = cli("front", "--study", "s", "--dir", str(tmp_path))
+    front = search_here("front", "--study", "s", "--dir", str(tmp_path))
     assert front.returncode == 0, front.stderr
     assert sum(t.state.name == "COMPLETE" for t in load_study(str(tmp_path), "s").trials) == 6
 

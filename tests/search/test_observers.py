@@ -34,7 +34,7 @@ def _png_size(path: Path) -> tuple[int, int]:
 
 
 @pytest.mark.slow
-def test_front_files_follow_the_study_and_sync_needs_no_data(tmp_path, cli):
+def test_front_files_follow_the_study_and_sync_needs_no_data(tmp_path, cli, search_here):
     data = _folder_dataset(tmp_path / "images")
     run = cli("run", "--dataset", f"folder:{data}", "--trials", "3", "--epochs", "1", "--workers", "1",
               "--sampler", "random", "--study", "obs", "--dir", str(tmp_path / "runs"))
@@ -42,7 +42,7 @@ def test_front_files_follow_the_study_and_sync_needs_no_data(tmp_path, cli):
     folder = tmp_path / "runs" / "obs"
     study = load_study(str(tmp_path / "runs"), "obs")
     # the CSV is what `search front --format csv` prints; the plot is a real PNG
-    front = cli("front", "--study", "obs", "--dir", str(tmp_path / "runs"), "--format", "csv")
+    front = search_here("front", "--study", "obs", "--dir", str(tmp_path / "runs"), "--format", "csv")
     assert (folder / "front.csv").read_text() == front.stdout
     assert (folder / "front.csv").read_text() == render(front_rows(study), "csv") + "\n"
     assert _png_size(folder / "pareto.png") == (1000, 400)  # two panels, 5 x 4 inches each, 100 dpi

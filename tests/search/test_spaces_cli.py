@@ -17,22 +17,22 @@ def example_file() -> str:
     return next(b for b in blocks if "name: small_digits" in b)
 
 
-def test_the_docs_example_space_searches_and_exports(cli, tmp_path):
+def test_the_docs_example_space_searches_and_exports(cli, search_here, tmp_path):
     space = tmp_path / "small_digits.yaml"
     space.write_text(example_file())
     runs = str(tmp_path / "runs")
     r = cli("run", "--space", str(space), "--trials", "5", "--epochs", "2", "--workers", "1", "--dir", runs)
     assert r.returncode == 0, r.stderr
     assert re.search(r"done: 5 (complete trials|trials ended \(\d trained, \d stopped early\)) in", r.stderr), r.stderr
-    front = json.loads(cli("front", "--study", "small_digits", "--dir", runs, "--format", "json").stdout)
+    front = json.loads(search_here("front", "--study", "small_digits", "--dir", runs, "--format", "json").stdout)
     # the study remembers the space: a changed file is refused, naming the change, and nothing is run
     space.write_text(example_file().replace("widths: [32, 48]", "widths: [32, 64]"))
-    r = cli("run", "--space", str(space), "--trials", "6", "--epochs", "2", "--workers", "1", "--dir", runs)
+    r = search_here("run", "--space", str(space), "--trials", "6", "--epochs", "2", "--workers", "1", "--dir", runs)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "began with another space" in r.stderr and "stages[2].widths [32, 48] -> [32, 64]" in r.stderr
     # a member exports, also with the file moved away: the study's own copy of the space is read
     space.unlink()
-    r = cli("export", "--study", "small_digits", "--dir", runs, "--out", str(tmp_path / "out"), "--no-report")
+    r = search_here("export", "--study", "small_digits", "--dir", runs, "--out", str(tmp_path / "out"), "--no-report")
     assert r.returncode == 0, r.stderr
     meta = json.loads((tmp_path / "out" / "metadata.json").read_text())
     assert meta["genotype"] in {row["genotype"] for row in front} and (tmp_path / "out" / "model.onnx").is_file()

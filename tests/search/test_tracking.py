@@ -164,7 +164,7 @@ def _finished(directory) -> dict[int, optuna.trial.FrozenTrial]:
     study = load_study(str(directory), "ui-check")
     return {t.number: t for t in study.trials if t.state.is_finished()}
 @pytest.mark.slow
-def test_every_trial_is_in_the_mlflow_ui(cli, searched, ui_server):
+def test_every_trial_is_in_the_mlflow_ui(search_here, searched, ui_server):
     url, out = ui_server
     exp = _json(f"{url}/api/2.0/mlflow/experiments/get-by-name?experiment_name=ui-check")["experiment"]
     # the printed link opens the study's runs table (MLflow 3's own first page is its GenAI traces view)
@@ -191,7 +191,7 @@ def test_every_trial_is_in_the_mlflow_ui(cli, searched, ui_server):
         assert metrics["latency_ms"] == trial.user_attrs["latency_ms"] and metrics["accuracy"] == trial.values[0]
         assert params["genotype"] == trial.user_attrs["genotype"] and params["recipe.epochs"] == "1"
 
-    front = json.loads(cli("front", "--study", "ui-check", "--dir", str(searched), "--format", "json").stdout)
+    front = json.loads(search_here("front", "--study", "ui-check", "--dir", str(searched), "--format", "json").stdout)
     assert front and {int(tags(r)["trial"]) for r in children if tags(r)["pareto"] == "true"} == {
         row["trial"] for row in front}
     assert all(tags(r)["pareto"] in ("true", "false") for r in children)
@@ -199,10 +199,10 @@ def test_every_trial_is_in_the_mlflow_ui(cli, searched, ui_server):
     files = {f["path"] for f in _json(f"{url}/api/2.0/mlflow/artifacts/list?run_id={parent}")["files"]}
     assert files == {"config.json", "front.csv", "pareto.png", "space.yaml"}
     with urllib.request.urlopen(f"{url}/get-artifact?path=space.yaml&run_uuid={parent}", timeout=30) as r:
-        assert r.read().decode() == cli("spaces", "--show", "mobile").stdout  # the space searched, as a file
+        assert r.read().decode() == search_here("spaces", "--show", "mobile").stdout  # the space searched, as a file
     with urllib.request.urlopen(f"{url}/get-artifact?path=front.csv&run_uuid={parent}", timeout=30) as r:
         served = r.read().decode()
-    assert served.strip() == cli("front", "--study", "ui-check", "--dir", str(searched), "--format", "csv").stdout.strip()
+    assert served.strip() == search_here("front", "--study", "ui-check", "--dir", str(searched), "--format", "csv").stdout.strip()
     hv = {m["key"]: m["value"] for m in parents[0]["data"]["metrics"]}["hypervolume"]
     assert hv == pytest.approx(study_hypervolume(study)) and 0 < hv < 1
     child = children[0]["info"]["run_id"]
@@ -211,7 +211,7 @@ def test_every_trial_is_in_the_mlflow_ui(cli, searched, ui_server):
 
 
 @pytest.mark.slow
-def test_dead_server_then_sync_twice(cli, searched, mlflow_store):
+def test_dead_server_then_sync_twice(cli, search_here, searched, mlflow_store):
     from mlflow.tracking import MlflowClient
 
     before = len(_finished(searched))
@@ -225,10 +225,10 @@ def test_dead_server_then_sync_twice(cli, searched, mlflow_store):
 
     client = MlflowClient(mlflow_store)
     front = {row["trial"] for row in json.loads(
-        cli("front", "--study", "ui-check", "--dir", str(searched), "--format", "json").stdout)}
+        search_here("front", "--study", "ui-check", "--dir", str(searched), "--format", "json").stdout)}
     seen = []
     for created in (1, 0):  # the new trial's run; then nothing, as every run is found again
-        r = cli("sync", "--study", "ui-check", "--dir", str(searched))
+        r = search_here("sync", "--study", "ui-check", "--dir", str(searched))
         assert r.returncode == 0 and f"trial runs: {created} created" in r.stderr, r.stderr
         exp = client.get_experiment_by_name("ui-check")
         runs = client.search_runs([exp.experiment_id])
