@@ -230,6 +230,15 @@ def cmd_spaces(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("hwnas")
+    except PackageNotFoundError:  # run from a checkout without installing it
+        return "not installed"
+
+
 class _OneLineParser(argparse.ArgumentParser):
     """Bad arguments get one line (argparse prints the whole usage first); --help still has it."""
 
@@ -239,6 +248,7 @@ class _OneLineParser(argparse.ArgumentParser):
 
 def parser() -> argparse.ArgumentParser:
     p = _OneLineParser(prog="search", description="Hardware-aware neural architecture search.")
+    p.add_argument("--version", action="version", version=f"search (hwnas {_version()})")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     r = sub.add_parser("run", help="run (or continue) a multi-objective search")

@@ -99,3 +99,10 @@ def test_bad_input_is_one_line_and_exit_2(search_here, tmp_path, args, fragment)
     assert r.returncode == 2
     assert fragment in r.stderr and "Traceback" not in r.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_version_names_the_installed_package(search_here):
+    from importlib.metadata import version
+
+    r = search_here("--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"search (hwnas {version('hwnas')})", r
