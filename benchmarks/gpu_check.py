@@ -7,7 +7,9 @@
    and 4 trials per GPU (``--gpus-per-trial 1, 0.5, 0.25``) and once more at 4 in bf16: trials per
    hour (trials / the span from the first trial's start to the last one's end), GPU utilisation
    sampled every 0.1 s during that span, peak GPU memory per trial, the median trial's time in
-   flight and in training, and for bf16 the accuracy change on the genotypes both runs trained.
+   flight and in training, the quiet gate's account on the GPUs (timings, the seconds they halted
+   the trainers and waited for them to park, the seconds timers queued for the slot), and for
+   bf16 the accuracy change on the genotypes both runs trained.
    ``--random`` adds 1 and 4 per GPU with the random sampler, which screens nothing between
    trials: the difference is the search process's share (about 100 s more);
 3. one digits network's training step alone on the GPU: wall time against the time its kernels
@@ -244,8 +246,8 @@ def main() -> int:
                  f"seed 0; 'vs 1/GPU': against the same sampler's 1/GPU row")
     lines.append("| trials/GPU | precision | sampler | trials | span s | trials/hour | vs 1/GPU | GPU util % "
                  "| GPU MB/trial (median, max) | trial s | training s | median latency ms "
-                 "| timings (driver's) | halted s (parking) |")
-    lines.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+                 "| timings (driver's) | halted s (parking) | queued s |")
+    lines.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         util_text = "n/a" if r["util"] is None else f"{r['util']:.0f}"
         memory = "n/a" if r["memory_median"] is None else f"{r['memory_median']:.0f}, {r['memory_max']:.0f}"
@@ -253,7 +255,8 @@ def main() -> int:
         lines.append(f"| {r['per_gpu']} | {r['precision']} | {r['sampler']} | {r['trials']} | {r['span_s']:.1f} | "
                      f"{r['per_hour']:.0f} | {ratio:.2f}x | {util_text} | {memory} | "
                      f"{r['trial_s']:.2f} | {r['train_s']:.2f} | {r['latency_ms']:.3f} | "
-                     f"{r['gate'].timings} ({r['gate'].by_driver}) | {r['gate'].held:.1f} ({r['gate'].parking:.1f}) |")
+                     f"{r['gate'].timings} ({r['gate'].by_driver}) | {r['gate'].held:.1f} ({r['gate'].parking:.1f}) | "
+                     f"{r['gate'].queued:.1f} |")
     by = {(r["per_gpu"], r["precision"]): r["accuracy"] for r in rows if r["sampler"] == "hybrid"}
     fp32, bf16 = by.get((4, "fp32"), {}), by.get((4, "bf16"), {})
     both = sorted(set(fp32) & set(bf16))

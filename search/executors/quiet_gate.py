@@ -21,12 +21,14 @@ DRIVER = 0  # the search process's ``who`` at the gate; workers count from 1
 class PlaceStats:
     """What timing cost one place over a run: its timings, the seconds its trainers were halted
     for them (``held``: from taking the slot to giving it back), of those the seconds spent waiting
-    for the trainers to park (``parking``), and the search process's share (its screening)."""
+    for the trainers to park (``parking``), the search process's share (its screening), and the
+    seconds timers waited for the slot while another timed there (``queued``)."""
     timings: int = 0
     held: float = 0.0
     parking: float = 0.0
     by_driver: int = 0
     driver_held: float = 0.0
+    queued: float = 0.0
 
     @staticmethod
     def total(places: Iterable[PlaceStats]) -> PlaceStats:
@@ -84,10 +86,12 @@ class Gate:
         """Returns when ``who`` holds the node's timing slot and no other trainer there runs."""
         async with self._changed:
             n = self._node(node)
+            asked = time.monotonic()
             n.paused.add(who)  # counts as parked while it waits for the slot: the timer may be
             self._changed.notify_all()  # waiting for this very worker, busy until now
             await self._changed.wait_for(lambda: n.timer is None)
             n.timer, n.since = who, time.monotonic()
+            n.stats = replace(n.stats, queued=n.stats.queued + n.since - asked)
             n.paused.discard(who)
             self._changed.notify_all()
             await self._changed.wait_for(lambda: not (n.busy - n.paused - {who}))

@@ -79,10 +79,17 @@ def test_a_timing_on_one_gpu_waits_for_that_gpu_s_trainers_only(ray_with_a_gpu):
     paused = gate.pause.remote(gpu0, 1)
     ray.get(timing, timeout=10)
     assert not ray.wait([paused], timeout=0.2)[0]  # trial 1 stays parked while 4 times
+    queued = gate.begin_timing.remote(gpu0, 5)  # a second timing there queues for the slot
+    assert not ray.wait([queued], timeout=0.5)[0]
     ray.get(gate.end_timing.remote(gpu0, 4))
+    ray.get(queued, timeout=10)
+    assert not ray.wait([paused], timeout=0.2)[0]  # and trial 1 stays parked for it too
+    ray.get(gate.end_timing.remote(gpu0, 5))
     ray.get(paused, timeout=10)
-    # what timing cost each place: GPU 0's one timing halted trial 1, most of it waiting for it to park
+    # what timing cost each place: GPU 0's two timings halted trial 1, much of it waiting for it to
+    # park, and the second queued behind the first
     stats = ray.get(gate.stats.remote())
-    assert stats[gpu0].timings == stats[gpu1].timings == 1 and stats[cpus].timings == 0
+    assert stats[gpu0].timings == 2 and stats[gpu1].timings == 1 and stats[cpus].timings == 0
     assert stats[gpu0].held >= stats[gpu0].parking >= 1.0 > stats[gpu1].held >= stats[gpu1].parking
+    assert stats[gpu0].queued >= 0.5 > 0.1 > stats[gpu1].queued
     ray.kill(gate)
