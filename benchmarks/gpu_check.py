@@ -1,6 +1,6 @@
 """The GPU paths proven on a machine with an NVIDIA GPU, in one command (under 5 minutes on one GPU):
 
-    python benchmarks/gpu_check.py [--trials 12] [--epochs 8] [--random] [--out FILE]
+    python benchmarks/gpu_check.py [--trials 12] [--epochs 8] [--random] [--mps] [--out FILE]
 
 1. the tests marked ``cuda`` (tests/test_cuda.py), with pytest's own count;
 2. short searches on a local Ray (mobile space, digits, the default sampler, same seed) at 1, 2
@@ -17,12 +17,18 @@
 4. MobileNetV2 at 224x224, batch 1: CUDA-event latency (5 repeats in one process, each printed)
    against the CPU (all cores, 3 repeats).
 
+``--mps`` runs all of it under a private NVIDIA MPS control daemon (its pipe and log folders in a
+temporary directory; stopped at the end): the kernels of the trials sharing a GPU then run side by
+side instead of taking turns (time-slicing). Compare its table with a plain run's.
+
 Without a GPU it says so and exits 1.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -75,6 +81,35 @@ class Utilisation:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
+
+
+class Mps:
+    """A private NVIDIA MPS control daemon: its pipe and log folders in ``folder``, named to every
+    process started after it through this process's environment (the cuda tests, Ray's workers, and
+    this process: it must start before CUDA does here). Nothing of the machine's settings changes;
+    ``stop`` ends it (and the server it started)."""
+
+    def __init__(self, folder: str) -> None:
+        self.env = {"CUDA_MPS_PIPE_DIRECTORY": f"{folder}/pipe", "CUDA_MPS_LOG_DIRECTORY": f"{folder}/log"}
+        for d in self.env.values():
+            os.makedirs(d)
+        subprocess.run(["nvidia-cuda-mps-control", "-d"], env={**os.environ, **self.env}, check=True, timeout=30,
+                       stdin=subprocess.DEVNULL, capture_output=True)
+        os.environ.update(self.env)
+        # a client through it, in a fresh process, before a run depends on it
+        probe = subprocess.run([sys.executable, "-c", "import torch; print(torch.ones(8, device='cuda').sum().item())"],
+                               capture_output=True, text=True, timeout=120)
+        if probe.returncode != 0:
+            self.stop()
+            last = (probe.stderr.strip().splitlines() or ["no message"])[-1]
+            raise RuntimeError(f"a CUDA process could not start under MPS: {last[:300]}")
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            subprocess.run(["nvidia-cuda-mps-control"], input="quit\n", text=True, env={**os.environ, **self.env},
+                           timeout=30, capture_output=True)
+        for key in self.env:
+            os.environ.pop(key, None)
 
 
 def cuda_tests() -> str:
@@ -203,8 +238,27 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=12, help="trials per search (default 12)")
     parser.add_argument("--epochs", type=int, default=8, help="epochs per trial (default 8)")
     parser.add_argument("--random", action="store_true", help="also 1 and 4 per GPU with the random sampler")
+    parser.add_argument("--mps", action="store_true", help="run it all under a private NVIDIA MPS daemon")
     parser.add_argument("--out", help="also write the table to this file")
     args = parser.parse_args()
+    if not args.mps:
+        return check(args)
+    if shutil.which("nvidia-cuda-mps-control") is None:
+        print("gpu_check: --mps needs nvidia-cuda-mps-control (NVIDIA's MPS), not found on PATH", file=sys.stderr)
+        return 1
+    with tempfile.TemporaryDirectory(prefix="mps") as folder:  # short: the pipe's socket path has a limit
+        try:
+            mps = Mps(folder)
+        except (OSError, subprocess.SubprocessError, RuntimeError) as e:
+            print(f"gpu_check: MPS did not start: {e}", file=sys.stderr)
+            return 1
+        try:
+            return check(args)
+        finally:
+            mps.stop()
+
+
+def check(args: argparse.Namespace) -> int:
     import torch
 
     if not torch.cuda.is_available():
@@ -218,7 +272,8 @@ def main() -> int:
     start = time.perf_counter()
     gpus = torch.cuda.device_count()
     lines = [f"# gpu_check: {torch.cuda.get_device_name(0)} x{gpus}, torch {torch.__version__}, "
-             f"ray {ray.__version__}, {len(os.sched_getaffinity(0))} CPU cores",
+             f"ray {ray.__version__}, {len(os.sched_getaffinity(0))} CPU cores"
+             + (", under MPS (a private daemon)" if args.mps else ""),
              f"cuda tests: {cuda_tests()}"]
     print(lines[-1], flush=True)
     ray.init(address="local", num_gpus=gpus, include_dashboard=False, log_to_driver=False,

@@ -1,5 +1,6 @@
 """The package as a newcomer meets it: one import package, names in one place, dependencies one way."""
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -88,3 +89,23 @@ import mlflow
     # it got to the end, where the blocker still stands (so it stood all along)
     assert out.returncode == 1 and out.stderr.strip().splitlines()[-1] == (
         "ModuleNotFoundError: No module named 'mlflow' (absent there)"), out.stderr[-3000:]
+
+
+def test_the_gpu_checks_mps_daemon_is_started_named_and_stopped(tmp_path):
+    """gpu_check --mps with a stand-in for NVIDIA's control command (no GPU here): the daemon is
+    started with private pipe and log folders, a CUDA process is tried under it first (here it
+    fails: no GPU), and the daemon is told to quit; one line, exit 1."""
+    log = tmp_path / "calls.log"
+    fake = tmp_path / "bin" / "nvidia-cuda-mps-control"
+    fake.parent.mkdir()
+    fake.write_text(f'#!/bin/sh\necho "$* pipe=$CUDA_MPS_PIPE_DIRECTORY stdin=$(cat)" >> {log}\n')
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{fake.parent}:{os.environ['PATH']}", "PYTHONPATH": str(ROOT / ".import-path")}
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--mps"], env=env,
+                         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 1 and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert "MPS did not start: a CUDA process could not start under MPS" in out.stderr, out.stderr
+    start, stop = log.read_text().splitlines()
+    pipe = start.split("pipe=")[1].split()[0]
+    assert pipe.endswith("/pipe") and start == f"-d pipe={pipe} stdin=" and stop == f" pipe={pipe} stdin=quit", (
+        start, stop)
