@@ -139,7 +139,10 @@ class RayExecutor:
         if self.gpus:  # this process screens on its cuda (see driver_quiet): start it while the workers start
             from hwnas.evaluators.latency import start_cuda
 
-            start_cuda("cuda")
+            try:
+                start_cuda("cuda")
+            except Exception:  # only a head start: a CUDA fault here shows where the screening runs, with its reason
+                pass
 
     def _new_worker(self) -> tuple[Any, int]:
         self._count += 1
