@@ -30,10 +30,9 @@ class TrialWorker:
         import torch
 
         from hwnas.evaluators import quiet, timer
-
-        torch.set_num_threads(cpus)
         from hwnas.evaluators.latency import start_cuda
 
+        torch.set_num_threads(cpus)
         gpus = ray.get_gpu_ids()  # Ray set CUDA_VISIBLE_DEVICES to them: "cuda" is this worker's GPU
         self.device = "cuda" if gpus else "cpu"
         start_cuda(self.device)  # now, beside the other workers: not in its first trial's quiet phase
