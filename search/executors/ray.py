@@ -110,7 +110,6 @@ class RayExecutor:
                  max_retries: int = MAX_RETRIES, latency_on: str | None = None) -> None:
         import torch
 
-        torch.set_num_threads(1)  # the workers own the cores; the asking process only asks, screens and tells
         self._owns_ray = not ray.is_initialized()
         if self._owns_ray:
             _connect(address)
@@ -123,6 +122,10 @@ class RayExecutor:
         except UsageError:
             self._disconnect()
             raise
+        # the workers own the cores; the asking process only asks, screens and tells (its own count
+        # comes back on close: a notebook's torch is not left on one thread)
+        self._threads = torch.get_num_threads()
+        torch.set_num_threads(1)
         self.evaluate, self.max_retries = evaluate, max_retries
         where = "a local Ray" if address is None else f"the Ray cluster at {address}"
         self.description = (f"{where}, {self.capacity} workers x {self.cpus} CPU"
@@ -202,7 +205,10 @@ class RayExecutor:
         return outcomes
 
     def close(self) -> None:
+        import torch
+
         self.timing_costs = self._timing_costs()
+        torch.set_num_threads(self._threads)
         if self._owns_ray:
             self._disconnect()
             return

@@ -16,6 +16,7 @@ import optuna
 import pytest
 import ray
 import ray.cloudpickle
+import torch
 
 from hwnas.evaluators import Recipe, TrialSpec
 from hwnas.search.config import RunConfig
@@ -388,3 +389,15 @@ def test_bad_resources_are_one_line_and_exit_2(search_here, tmp_path, args, frag
     r = search_here("run", "--dir", str(tmp_path), *args)
     assert r.returncode == 2 and fragment in r.stderr and "Traceback" not in r.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_asking_process_gets_its_threads_back(local_ray):
+    """While a Ray search runs, the asking process keeps to one torch thread (the workers own the
+    cores); closed, it has its own count again (a notebook's torch is not left on one thread)."""
+    torch.set_num_threads(2)
+    executor = RayExecutor(workers=1)
+    try:
+        assert torch.get_num_threads() == 1
+    finally:
+        executor.close()
+    assert torch.get_num_threads() == 2
