@@ -45,7 +45,7 @@ def one_run(phase: int, trials: int, epochs: int, workers: int, where: str, name
     spans = [(t.datetime_start.timestamp(), t.datetime_complete.timestamp()) for t in done
              if t.datetime_start and t.datetime_complete]
     span = max(e for _, e in spans) - min(s for s, _ in spans)
-    # the gate's account over the node: timings, held, parking, by_driver, driver_held
+    # the gate's account over the node (PlaceStats' fields)
     gate = asdict(PlaceStats.total(executor.timing_costs.values()))
     return {"phase": phase, "trials": len(done), "span": span, "per_hour": len(done) / span * 3600, **gate}
 

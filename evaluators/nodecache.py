@@ -83,7 +83,7 @@ def arrays(identity: dict, make: Callable[[], tuple[dict[str, np.ndarray], dict]
             if tmp is not None:
                 shutil.rmtree(tmp, ignore_errors=True)
             raise
-        _remove_superseded(root, json.loads(text), key)
+        _remove_superseded(root, identity, key)
     return _mapped(entry) or (made, meta)
 
 

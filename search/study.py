@@ -140,9 +140,11 @@ def _storage(path: Path) -> JournalStorage:
                          f"restore it or choose a new --study") from None
 
 
-def open_study(config: RunConfig, screen: Screen | None = None, space: Space | None = None) -> optuna.Study:
+def open_study(config: RunConfig, screen: Screen | None = None, space: Space | None = None,
+               storage: JournalStorage | None = None) -> optuna.Study:
     """Create the study, or continue it when it exists with the same space, data and objectives.
-    ``space``: the config's space when the caller has it already (else it is read again)."""
+    ``space``: the config's space when the caller has it already (else it is read again);
+    ``storage``: its journal as ``check_continuation`` read it (else it is read here)."""
     path = journal_path(config.dir, config.study)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -151,7 +153,7 @@ def open_study(config: RunConfig, screen: Screen | None = None, space: Space | N
     except OSError as e:
         raise UsageError(f"cannot keep study {config.study!r} in --dir {config.dir}: {e.strerror or e} "
                          f"({path.parent})") from None
-    storage = _storage(path)
+    storage = storage or _storage(path)  # read already: the journal syncs, reading only what was added
     space_text = (space or get_space(config.space)).text
     names = {s.study_name for s in storage.get_all_studies()}  # reading first: a failed create still writes
     if config.study not in names:
@@ -174,15 +176,18 @@ def open_study(config: RunConfig, screen: Screen | None = None, space: Space | N
     return study
 
 
-def check_continuation(config: RunConfig, space: Space) -> None:
+def check_continuation(config: RunConfig, space: Space) -> JournalStorage | None:
     """Refuse, before any work (a Ray start is seconds), to continue an existing study with other
-    options or another space; ``open_study`` checks again when it opens the study. Reads only."""
+    options or another space; ``open_study`` checks again when it opens the study. Reads only, and
+    returns the journal it read for ``open_study`` (None: no study file yet): a journal is replayed
+    whole to be read (0.18 s for 200 trials here), once is enough."""
     path = journal_path(config.dir, config.study)
     if not path.is_file():
-        return
+        return None
     storage = _storage(path)
     if config.study in {s.study_name for s in storage.get_all_studies()}:
         _refuse_other_options(optuna.load_study(study_name=config.study, storage=storage), config, space.text, path)
+    return storage
 
 
 def _refuse_other_options(study: optuna.Study, config: RunConfig, space_text: str | None, path: Path) -> None:

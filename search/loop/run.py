@@ -105,7 +105,7 @@ def run_search(config: RunConfig, executor: Executor | None = None, progress: bo
     # table's stand-in figures (another device's); with --latency-on, once the screen is scaled.
     if config.budgets and not config.latency_on and not (config.predict_latency and config.latency_table):
         check_feasible(space, evaluation, config.budgets, config.seed)
-    check_continuation(config, space)  # before Ray starts: a refusal takes no seconds
+    storage = check_continuation(config, space)  # before Ray starts: a refusal takes no seconds
     executor = executor or make_executor(evaluation, config.workers, config.ray_address, config.cpus_per_trial,
                                          config.gpus_per_trial, device=config.device, latency_on=config.latency_on)
     try:
@@ -115,7 +115,8 @@ def run_search(config: RunConfig, executor: Executor | None = None, progress: bo
             evaluation = replace(evaluation, latency_scale=scale)
             if config.budgets:
                 check_feasible(space, evaluation, config.budgets, config.seed)
-        study = open_study(config, screen_for(space, evaluation, config.budgets, bool(config.predict_latency)), space)
+        study = open_study(config, screen_for(space, evaluation, config.budgets, bool(config.predict_latency)), space,
+                           storage)
         observers: list[Observer] = [*callbacks, FrontFiles(journal_path(config.dir, config.study).parent)]
         if track:
             observers.append(Tracker(study, config))
