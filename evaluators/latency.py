@@ -32,7 +32,8 @@ def measure_latency(model: nn.Module, input_shape: tuple[int, int, int], device:
     (0.05 s: a median as steady as over 0.25 s here, and a Ray run pauses other trials while it
     times), after at least ``warmup`` runs and ``warmup_seconds`` of warm-up: when a Ray run's quiet
     phase begins, the node takes tens of ms to settle (forwards run 25 % slow in its first 10 ms,
-    2-3 % up to 70 ms). On CUDA each run is timed with events after a synchronize. ``threads`` and
+    2-3 % up to 70 ms). On CUDA each run is timed with events after a synchronize, once the GPU's
+    clocks have settled (``settle``). ``threads`` and
     the priority apply to the measurement only (see ``timing``)."""
     with timing(threads, device) as realtime:
         return _measure(model, input_shape, device, warmup, warmup_seconds, min_runs, min_seconds, realtime)
@@ -90,16 +91,26 @@ def _measure(model: nn.Module, input_shape: tuple[int, int, int], device: str, w
 def time_runs(forward: Callable[[], object], cuda: bool = False, warmup: int = 10, warmup_seconds: float = 0.05,
               min_runs: int = 30, min_seconds: float = 0.05) -> list[float]:
     """Milliseconds of each timed call of ``forward`` (any runtime's), after the warm-up. On CUDA
-    each run is timed with events after a synchronize."""
+    each run is timed with events after a synchronize, and a full timing (``warmup_seconds`` > 0)
+    warms up until the GPU has settled (``settle``)."""
     start, runs = time.perf_counter(), 0
     while runs < warmup or time.perf_counter() - start < warmup_seconds:
         forward()
         if cuda:
             torch.cuda.synchronize()
         runs += 1
+    if cuda and warmup_seconds > 0:
+        settle(lambda: statistics.median(_timed_runs(forward, cuda, SETTLE_WINDOW)))
     times: list[float] = []
     start = time.perf_counter()
     while len(times) < min_runs or time.perf_counter() - start < min_seconds:
+        times.extend(_timed_runs(forward, cuda, 1))
+    return times
+
+
+def _timed_runs(forward: Callable[[], object], cuda: bool, n: int) -> list[float]:
+    times = []
+    for _ in range(n):
         if cuda:
             begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             begin.record()
@@ -112,6 +123,29 @@ def time_runs(forward: Callable[[], object], cuda: bool = False, warmup: int = 1
             forward()
             times.append((time.perf_counter() - t0) * 1e3)
     return times
+
+
+# A GPU's clocks ramp up from idle over a fraction of a second (the lent H200 idles at 345 MHz
+# and runs at 1980): a fixed 0.05 s warm-up can end mid-ramp. Windows of runs are timed until one
+# is no faster than the one before it (by more than the tolerance), within a limit.
+SETTLE_WINDOW = 10  # runs
+SETTLE_TOLERANCE = 0.02
+SETTLE_SECONDS = 1.0
+
+
+def settle(window: Callable[[], float], seconds: float = SETTLE_SECONDS,
+           clock: Callable[[], float] = time.perf_counter) -> int:
+    """Calls ``window`` (a window of runs' median, ms) until one is no more than ``SETTLE_TOLERANCE``
+    faster than the one before it, or ``seconds`` have passed; returns the windows called."""
+    deadline = clock() + seconds
+    previous, calls = window(), 1
+    while clock() < deadline:
+        now = window()
+        calls += 1
+        if now >= previous * (1 - SETTLE_TOLERANCE):
+            break
+        previous = now
+    return calls
 
 
 def start_cuda(device: str) -> None:

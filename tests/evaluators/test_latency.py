@@ -3,7 +3,7 @@ import os
 import torch
 
 from hwnas.evaluators import measure_latency
-from hwnas.evaluators.latency import device_problem, first_steps, timing
+from hwnas.evaluators.latency import device_problem, first_steps, settle, time_runs, timing
 from hwnas.spaces import build, parse
 
 SMALL = parse("stem_c8_k3_s1_relu, ds_r1_k3_s2_c16_relu, head_relu")
@@ -55,3 +55,43 @@ def test_first_steps_leave_the_random_generators_as_they_were():
     after = torch.rand(4)
     torch.manual_seed(5)
     assert torch.equal(after, torch.rand(4))
+
+
+class Clock:
+    """A stand-in clock that each window moves on by ``per_window`` seconds."""
+
+    def __init__(self, per_window: float) -> None:
+        self.now, self.per_window = 0.0, per_window
+
+    def __call__(self) -> float:
+        return self.now
+
+    def window(self, medians: list[float]):
+        def one() -> float:
+            self.now += self.per_window
+            return medians.pop(0)
+        return one
+
+
+def test_settle_warms_until_a_window_is_no_faster_than_the_one_before():
+    """A GPU's clocks ramping up from idle, as window medians: warming goes on while each window
+    is more than 2 % faster than the one before, and stops at the first that is not."""
+    clock = Clock(0.01)
+    ramp = [9.0, 7.0, 5.5, 4.6, 4.55, 4.5, 4.5]
+    assert settle(clock.window(ramp), 1.0, clock) == 5 and ramp == [4.5, 4.5]
+    clock, slower = Clock(0.01), [4.5, 4.9, 4.4]  # a slow window (noise) is no ramp either
+    assert settle(clock.window(slower), 1.0, clock) == 2
+
+
+def test_settle_gives_up_at_its_time_limit():
+    clock = Clock(0.3)
+    falling = [10.0 * 0.9 ** i for i in range(20)]  # 10 % faster every window: never settles
+    assert settle(clock.window(falling), 1.0, clock) == 4  # windows at 0.3, 0.6, 0.9, then 1.2 s: past the limit
+
+
+def test_cpu_timings_are_not_settled(monkeypatch):
+    """Only a GPU's full timings settle: the CPU's figures are timed as before."""
+    called = []
+    monkeypatch.setattr("hwnas.evaluators.latency.settle", lambda window, *a, **k: called.append(window))
+    assert len(time_runs(lambda: None, cuda=False, warmup=2, warmup_seconds=0.01, min_runs=3, min_seconds=0.0)) >= 3
+    assert called == []
