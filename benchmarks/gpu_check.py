@@ -126,6 +126,7 @@ def search(per_gpu: int, gpus: int, trials: int, epochs: int, precision: str, sa
            util: Utilisation) -> dict:
     import optuna
 
+    from hwnas.search import attrs
     from hwnas.search.config import RunConfig
     from hwnas.search.executors.quiet_gate import PlaceStats
     from hwnas.search.executors.ray import RayExecutor
@@ -143,8 +144,7 @@ def search(per_gpu: int, gpus: int, trials: int, epochs: int, precision: str, sa
         executor.close()  # run_search closes it on its way out, but not if it fails before starting
         raise
     done = [t for t in load_study(where, config.study).trials if t.state == optuna.trial.TrialState.COMPLETE]
-    spans = [(t.datetime_start.timestamp(), t.datetime_complete.timestamp()) for t in done
-             if t.datetime_start and t.datetime_complete]
+    spans = attrs.spans(done)
     t0, t1 = min(s for s, _ in spans), max(e for _, e in spans)
     memory = [t.user_attrs["gpu_memory_mb"] for t in done if "gpu_memory_mb" in t.user_attrs]
     # the quiet gate's account: timings on the GPUs, and how long they halted the trainers there

@@ -30,6 +30,7 @@ def one_run(phase: int, trials: int, epochs: int, workers: int, where: str, name
     import optuna
 
     from hwnas.evaluators import trial as trial_module
+    from hwnas.search import attrs
     from hwnas.search.config import RunConfig
     from hwnas.search.executors.quiet_gate import PlaceStats
     from hwnas.search.executors.ray import RayExecutor
@@ -42,8 +43,7 @@ def one_run(phase: int, trials: int, epochs: int, workers: int, where: str, name
     executor = RayExecutor(workers)
     run_search(config, executor, track=False, progress=False)
     done = [t for t in load_study(where, name).trials if t.state == optuna.trial.TrialState.COMPLETE]
-    spans = [(t.datetime_start.timestamp(), t.datetime_complete.timestamp()) for t in done
-             if t.datetime_start and t.datetime_complete]
+    spans = attrs.spans(done)
     span = max(e for _, e in spans) - min(s for s, _ in spans)
     # the gate's account over the node (PlaceStats' fields)
     gate = asdict(PlaceStats.total(executor.timing_costs.values()))

@@ -46,3 +46,10 @@ def ended(trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTri
 def abandoned(trial: optuna.trial.FrozenTrial) -> bool:
     """Failed because its search process stopped or died, not because of its network."""
     return str(trial.user_attrs.get(FAIL_REASON, "")).startswith(ABANDONED)
+
+
+def spans(trials: list[optuna.trial.FrozenTrial]) -> list[tuple[float, float]]:
+    """Each trial's time in flight as (start, end) in seconds since the epoch: from its ask (the
+    sampler's screening included) to its tell. Trials without both times are left out."""
+    return [(t.datetime_start.timestamp(), t.datetime_complete.timestamp()) for t in trials
+            if t.datetime_start and t.datetime_complete]
