@@ -69,17 +69,24 @@ def _dead(owner_text: str) -> bool:
     return start != "?" and _start_time(int(pid)) != start
 
 
-def reclaim_abandoned(study: optuna.Study) -> list[int]:
+def reclaim_abandoned(study: optuna.Study, starting: bool = False) -> list[int]:
     """Fail the RUNNING trials whose process on this host is gone and queue their parameters
-    again; return their numbers. Trials of live processes (a second `search run`) stay."""
+    again; return their numbers. Trials of live processes (a second `search run`) stay.
+    ``starting``: a run of this process is starting, so this process's own RUNNING trials are
+    reclaimed too. An earlier run here left them (its record of their end was lost: a torn
+    journal), and runs of one process follow each other: otherwise the new run would wait for
+    them forever, its owner being alive."""
     reclaimed = []
     now = datetime.datetime.now()
     for t in study.get_trials(deepcopy=False, states=(Running,)):
         who = t.user_attrs.get(attrs.OWNER)
         age = (now - t.datetime_start).total_seconds() if t.datetime_start else 0.0
         unowned_and_old = who is None and age > UNOWNED_GRACE_S
-        if not (unowned_and_old or (who and _dead(who))):
+        ours = starting and who == THIS_PROCESS
+        if not (ours or unowned_and_old or (who and _dead(who))):
             continue
-        if abandon(study, t, f"its search process ({who or 'unknown'}) died") is not None:
+        reason = "an earlier run in this process left it unfinished" if ours else \
+            f"its search process ({who or 'unknown'}) died"
+        if abandon(study, t, reason) is not None:
             reclaimed.append(t.number)
     return reclaimed

@@ -170,8 +170,8 @@ def _optimize(study: optuna.Study, config: RunConfig, space: Space, evaluation: 
               observers: Sequence[Observer]) -> None:
     """Keep the executor full until the study holds ``config.trials`` COMPLETE trials. On any
     exception the trials in flight are abandoned (failed with the reason, queued to run again)."""
-    for number in reclaim_abandoned(study):
-        print(f"trial {number} was left running by a search process that died: failed, queued again",
+    for number in reclaim_abandoned(study, starting=True):
+        print(f"trial {number} was left running by a search that did not finish it: failed, queued again",
               file=sys.stderr)
         _notify(observers, study, study.trials[number])
     recipe = config.recipe()

@@ -29,8 +29,8 @@ def test_run_front_and_continue(cli, search_here, tmp_path):
         assert row["genotype"] == t.user_attrs["genotype"]
 
     # The same command with more trials continues the study up to that many COMPLETE trials.
-    r = cli("run", "--trials", "5", "--epochs", "1", "--study", "s", "--dir", str(tmp_path), "--sampler", "random",
-            "--workers", "1")  # in this process: the first run went through Ray
+    r = search_here("run", "--trials", "5", "--epochs", "1", "--study", "s", "--dir", str(tmp_path), "--sampler",
+                    "random", "--workers", "1")  # in this process: the first run went through Ray
     assert r.returncode == 0, r.stderr
     study = load_study(str(tmp_path), "s")
     assert len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 5
@@ -39,10 +39,11 @@ def test_run_front_and_continue(cli, search_here, tmp_path):
 
 
 @pytest.mark.slow
-def test_continuing_with_other_objectives_is_refused(cli, search_here, tmp_path):
-    assert cli("run", "--trials", "1", "--epochs", "1", "--workers", "1", "--study", "s", "--dir", str(tmp_path)).returncode == 0
+def test_continuing_with_other_objectives_is_refused(search_here, tmp_path):
+    assert search_here("run", "--trials", "1", "--epochs", "1", "--workers", "1", "--study", "s", "--dir", str(tmp_path)).returncode == 0
     before = journal_path(str(tmp_path), "s").read_bytes()
-    r = cli("run", "--trials", "2", "--epochs", "1", "--workers", "1", "--study", "s", "--dir", str(tmp_path), "--objectives", "accuracy,params")
+    r = search_here("run", "--trials", "2", "--epochs", "1", "--workers", "1", "--study", "s", "--dir", str(tmp_path),
+                    "--objectives", "accuracy,params")
     assert r.returncode == 2 and "objectives" in r.stderr and "Traceback" not in r.stderr
     assert journal_path(str(tmp_path), "s").read_bytes() == before
     # refused before Ray is joined (or started: seconds): nobody listens at this address
@@ -73,8 +74,8 @@ def test_inspect_genotype_text_and_spaces(cli):
 
 
 @pytest.mark.slow
-def test_nb201_search_reads_the_table(cli, tmp_path):
-    r = cli("run", "--space", "nb201", "--dataset", "cifar100", "--objectives", "accuracy,params", "--trials", "30",
+def test_nb201_search_reads_the_table(search_here, tmp_path):
+    r = search_here("run", "--space", "nb201", "--dataset", "cifar100", "--objectives", "accuracy,params", "--trials", "30",
             "--study", "nb", "--dir", str(tmp_path))
     assert r.returncode == 0, r.stderr
     assert "[30/30]" in r.stderr and "sampler hybrid" in r.stderr and "|+|" in r.stdout

@@ -14,7 +14,7 @@ FIXTURE = Path(__file__).resolve().parents[1] / "data" / "studies" / "before-hwn
 
 
 @pytest.mark.slow
-def test_a_study_of_the_previous_version_opens_continues_and_exports(tmp_path, cli, search_here):
+def test_a_study_of_the_previous_version_opens_continues_and_exports(tmp_path, search_here):
     shutil.copytree(FIXTURE, tmp_path / "before-hwnas")
     old = load_study(str(tmp_path), "before-hwnas")
     assert "metrics" in old.trials[0].user_attrs  # the old layout: a dict beside one attribute per metric
@@ -22,8 +22,8 @@ def test_a_study_of_the_previous_version_opens_continues_and_exports(tmp_path, c
     assert {row["trial"] for row in front} == {t.number for t in old.best_trials}
     assert all(row["exits"] >= 1 and len(row["exit_rates"]) == row["exits"] + 1 for row in front)
 
-    run = cli("run", "--trials", "6", "--epochs", "1", "--workers", "1", "--exits", "--study", "before-hwnas",
-              "--dir", str(tmp_path))
+    run = search_here("run", "--trials", "6", "--epochs", "1", "--workers", "1", "--exits", "--study", "before-hwnas",
+                      "--dir", str(tmp_path))
     assert run.returncode == 0, run.stderr
     study = load_study(str(tmp_path), "before-hwnas")
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]

@@ -87,11 +87,11 @@ def test_gpu_options_that_cannot_work_are_refused(args, fragment):
 
 @pytest.mark.slow
 @pytest.mark.slow
-def test_config_file_round_trip(cli, search_here, tmp_path):
+def test_config_file_round_trip(search_here, tmp_path):
     """`search run --config <saved config.yaml>` is the same run as the flags that made it."""
     flags = ["--trials", "2", "--epochs", "1", "--sampler", "random", "--seed", "3", "--batch-size", "32", "--workers", "1",
              "--train-subset", "600", "--resolution", "10", "--objectives", "accuracy,macs"]
-    r = cli("run", *flags, "--study", "a", "--dir", str(tmp_path / "flags"))
+    r = search_here("run", *flags, "--study", "a", "--dir", str(tmp_path / "flags"))
     assert r.returncode == 0, r.stderr
     saved = tmp_path / "flags" / "a" / "config.yaml"
     r = search_here("run", "--config", str(saved), "--dir", str(tmp_path / "file"))

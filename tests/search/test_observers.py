@@ -36,8 +36,8 @@ def _png_size(path: Path) -> tuple[int, int]:
 @pytest.mark.slow
 def test_front_files_follow_the_study_and_sync_needs_no_data(tmp_path, cli, search_here):
     data = _folder_dataset(tmp_path / "images")
-    run = cli("run", "--dataset", f"folder:{data}", "--trials", "3", "--epochs", "1", "--workers", "1",
-              "--sampler", "random", "--study", "obs", "--dir", str(tmp_path / "runs"))
+    run = search_here("run", "--dataset", f"folder:{data}", "--trials", "3", "--epochs", "1", "--workers", "1",
+                      "--sampler", "random", "--study", "obs", "--dir", str(tmp_path / "runs"))
     assert run.returncode == 0, run.stderr
     folder = tmp_path / "runs" / "obs"
     study = load_study(str(tmp_path / "runs"), "obs")

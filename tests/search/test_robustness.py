@@ -94,6 +94,26 @@ def test_an_abandoned_trial_is_retried_only_when_its_network_was_sampled(tmp_pat
     assert {n: retry.suggest_categorical(n, o) for n, o in (("width", [8, 16]), ("kernel", [3, 5]))} == sampled.params
 
 
+def test_this_process_s_own_running_trials_are_reclaimed_only_as_a_run_starts(tmp_path):
+    """A trial left RUNNING by this very process (an earlier run whose record of the trial's end
+    was lost) is reclaimed when a run starts; during a run, this process's trials are its own
+    in flight and stay, and so do a live other process's."""
+    from hwnas.search.recovery import THIS_PROCESS, _start_time, reclaim_abandoned
+
+    study = optuna.create_study(storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "j.log"))))
+    ours, theirs = study.ask(), study.ask()
+    ours.set_user_attr("owner", THIS_PROCESS)
+    parent = os.getppid()  # alive, and another process
+    theirs.set_user_attr("owner", f"{THIS_PROCESS.split(':')[0]}:{parent}:{_start_time(parent)}")
+    assert reclaim_abandoned(study) == []
+    assert reclaim_abandoned(study, starting=True) == [ours.number]
+    trials = study.get_trials()
+    assert trials[ours.number].state == Fail and "an earlier run in this process" in trials[ours.number].user_attrs[
+        "fail_reason"]
+    assert trials[theirs.number].state == Running
+
+
 @pytest.mark.slow
 def test_ctrl_c_stops_cleanly_with_the_front_so_far(tmp_path):
     proc, args = _start(tmp_path, 50)

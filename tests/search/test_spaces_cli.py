@@ -17,11 +17,11 @@ def example_file() -> str:
     return next(b for b in blocks if "name: small_digits" in b)
 
 
-def test_the_docs_example_space_searches_and_exports(cli, search_here, tmp_path):
+def test_the_docs_example_space_searches_and_exports(search_here, tmp_path):
     space = tmp_path / "small_digits.yaml"
     space.write_text(example_file())
     runs = str(tmp_path / "runs")
-    r = cli("run", "--space", str(space), "--trials", "5", "--epochs", "2", "--workers", "1", "--dir", runs)
+    r = search_here("run", "--space", str(space), "--trials", "5", "--epochs", "2", "--workers", "1", "--dir", runs)
     assert r.returncode == 0, r.stderr
     assert re.search(r"done: 5 (complete trials|trials ended \(\d trained, \d stopped early\)) in", r.stderr), r.stderr
     front = json.loads(search_here("front", "--study", "small_digits", "--dir", runs, "--format", "json").stdout)
