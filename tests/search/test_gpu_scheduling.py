@@ -87,9 +87,10 @@ def test_a_timing_on_one_gpu_waits_for_that_gpu_s_trainers_only(ray_with_a_gpu):
     ray.get(gate.end_timing.remote(gpu0, 5))
     ray.get(paused, timeout=10)
     # what timing cost each place: GPU 0's two timings halted trial 1, much of it waiting for it to
-    # park, and the second queued behind the first
+    # park, and the second queued behind the first (the gate's clock starts when a call reaches it,
+    # a little after this process's waits began: 0.9 and 0.4 for the 1.0 and 0.5 s waited here)
     stats = ray.get(gate.stats.remote())
     assert stats[gpu0].timings == 2 and stats[gpu1].timings == 1 and stats[cpus].timings == 0
-    assert stats[gpu0].held >= stats[gpu0].parking >= 1.0 > stats[gpu1].held >= stats[gpu1].parking
-    assert stats[gpu0].queued >= 0.5 > 0.1 > stats[gpu1].queued
+    assert stats[gpu0].held >= stats[gpu0].parking >= 0.9 > stats[gpu1].held >= stats[gpu1].parking
+    assert stats[gpu0].queued >= 0.4 > 0.1 > stats[gpu1].queued
     ray.kill(gate)

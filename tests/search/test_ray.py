@@ -292,7 +292,7 @@ def ray_start(args: list[str], env: dict, temp_dir: str) -> subprocess.Popen:
     raise AssertionError(f"ray start {' '.join(args)} exited with {node.wait()}")
 
 
-def test_a_search_on_two_nodes_trains_on_one_and_times_on_the_device(cli, search_here, tmp_path):
+def test_a_search_on_two_nodes_trains_on_one_and_times_on_the_device(cli, tmp_path):
     """A head, and a second node on loopback advertising the custom resource "board" (as a device
     joins): trials train on the head, and every candidate is timed on the board."""
     port = free_port()
@@ -324,8 +324,8 @@ def test_a_search_on_two_nodes_trains_on_one_and_times_on_the_device(cli, search
             node.terminate()
             node.wait(timeout=60)
         shutil.rmtree(temp_dir, ignore_errors=True)
-    r = search_here("run", "--trials", "1", "--study", "t", "--dir", str(tmp_path), "--ray-address",
-                    f"127.0.0.1:{port}")
+    # a fresh process: this one may be in the module's local Ray, which a run would join
+    r = cli("run", "--trials", "1", "--study", "t", "--dir", str(tmp_path), "--ray-address", f"127.0.0.1:{port}")
     assert r.returncode == 2 and "cannot reach a Ray cluster" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "t").exists()
 
