@@ -89,11 +89,12 @@ class Trainer:
         self.recipe, self.device = recipe, device
         self.cycles = cycles or ((0, recipe.epochs),)
         self.steps_per_epoch = math.ceil(samples / recipe.batch_size)
-        # fused: one kernel for every parameter's update. On these CPUs a training epoch takes 0.93
-        # and 0.905 of the per-parameter loop's time (two runs, 4 mobile networks x 3 on digits, side
-        # by side, medians); on a GPU, where small networks' steps are launch-bound, it is far fewer
-        # launches. Same update, other rounding: figures differ from the loop's in the last digits.
-        self.opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay, fused=True)
+        # On a GPU the update is fused, one kernel for every parameter: small networks' steps are
+        # launch-bound there. Not on the CPU, though an epoch there took 0.93 and 0.905 of the
+        # per-parameter loop's time (two runs, 4 mobile networks x 3 on digits, side by side,
+        # medians): same update, other rounding, so every CPU figure would change in its last digits.
+        fused = True if device.startswith("cuda") else None
+        self.opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay, fused=fused)
         self.gen = torch.Generator().manual_seed(recipe.seed)
         self.epoch = 0
         self.sched = self._cycle()

@@ -1,4 +1,4 @@
-"""The GPU paths, on a real NVIDIA GPU: training with the data set on the device, bf16 autocast,
+"""The GPU paths, on a real NVIDIA GPU: training with the data set on the device, AdamW fused, bf16 autocast,
 a trial paused at a rung and resumed, CUDA-event latency, CUDA started ahead of a worker's first
 trial, and a Ray search packing several trials on one GPU. Where there is no GPU these are reported as not run (tests/conftest.py);
 benchmarks/gpu_check.py runs them on one. No MLflow here: a GPU machine may have only the
@@ -68,6 +68,16 @@ def test_a_trial_trains_on_the_gpu_and_records_its_memory_and_precision():
     m = evaluate(spec()).metrics
     assert m.accuracy is not None and m.accuracy > 0.8, m
     assert m.train_precision == "fp32" and (m.gpu_memory_mb or 0) > 0 and m.latency_runtime == "torch"
+
+
+def test_adamw_s_update_is_fused_on_the_gpu():
+    from hwnas.evaluators.training import Trainer
+
+    data = trial_data("digits", "", Recipe())
+    trainer = Trainer(build(parse(NET), data.input_shape, data.num_classes), Recipe(epochs=1), len(data.train), "cuda")
+    assert trainer.opt.defaults["fused"] is True
+    trainer.train_epoch(device_data(spec())[0])
+    assert all(s["step"].is_cuda for s in trainer.opt.state.values())  # the fused kernel's state lives there
 
 
 def test_bf16_autocast_reaches_fp32_accuracy():

@@ -54,6 +54,14 @@ def test_training_learns_and_is_deterministic():
     assert results[0] > 0.5  # chance is 0.1
 
 
+def test_the_cpu_keeps_adamw_s_per_parameter_update():
+    """A GPU fuses AdamW's update (tests/test_cuda.py); on the CPU the fused one rounds
+    differently, and every accuracy would move in its last digits."""
+    from hwnas.evaluators.training import Trainer
+
+    assert not Trainer(build(SMALL, (1, 8, 8), 10), Recipe(), 100).opt.defaults["fused"]
+
+
 def test_latency_is_measured_with_threads_recorded():
     lat = measure_latency(build(SMALL, (1, 8, 8), 10), (1, 8, 8), min_runs=20, min_seconds=0.05)
     assert lat.median_ms > 0 and lat.runs >= 20 and lat.threads == torch.get_num_threads()
