@@ -37,11 +37,11 @@ def _positive(name: str, value: int) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)  # before the imports below: a refusal need not wait for torch
     from .loop import run_search
     from .pareto import front_rows, rejected_count
     from .study import load_study
 
-    config = config_from_args(args)
     t0 = time.perf_counter()
     # SIGTERM (a scheduler stopping the job) is handled like Ctrl-C; SIGINT is set too: a shell without
     # job control starts background commands with it ignored.

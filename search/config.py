@@ -174,8 +174,7 @@ class RunConfig:
                                                 "0.25 packs four trials on a GPU; above 1, whole GPUs)", metavar="G")
 
     def __post_init__(self) -> None:
-        from hwnas.evaluators.latency import device_problem
-        from hwnas.evaluators.training import precision_problem
+        # the checks that need torch come last: a mistyped number or name is refused at once
         from hwnas.spaces import SPACES, SpaceFileError, get_space, is_space_file
 
         if is_space_file(self.space):  # absolute: the same file from any working directory is the same study
@@ -248,6 +247,9 @@ class RunConfig:
             raise UsageError(str(e)) from None
         self._resolve_for_space(space)
         check_study_name(self.study)
+        from hwnas.evaluators.latency import device_problem
+        from hwnas.evaluators.training import precision_problem
+
         problem = device_problem(self.device) or precision_problem(self.precision, self.device)
         if problem:
             raise UsageError(problem)

@@ -107,3 +107,20 @@ def test_version_names_the_installed_package(search_here):
 
     r = search_here("--version")
     assert r.returncode == 0 and r.stdout.strip() == f"search (hwnas {version('hwnas')})", r
+
+
+def test_a_mistyped_number_or_name_is_refused_before_torch_is_imported(tmp_path):
+    """Refusals of the options checked first (counts, the space, the sampler, a missing study) come
+    at once: torch, a second or more to import, is not loaded for them."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from hwnas.search.cli import main\n"
+            "for argv in (['run', '--trials', '0'], ['run', '--space', 'nope'], ['run', '--sampler', 'x'],\n"
+            "             ['front', '--study', 'nope', '--dir', sys.argv[1]]):\n"
+            "    assert main(argv) == 2, argv\n"
+            "    assert 'torch' not in sys.modules, argv\n")
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("search: error:") == 4 and "Traceback" not in r.stderr
