@@ -156,11 +156,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from hwnas.evaluators.metrics import REGISTRY
-    from hwnas.evaluators.runtimes import runtime_problem
-    from hwnas.evaluators.trial import cheap_metrics
-    from hwnas.spaces import NAMED, GenotypeError, build, parse
-    from hwnas.spaces.limits import TooLarge
+    from hwnas.spaces import NAMED, GenotypeError, parse
 
     if args.genotype in NAMED:
         genotype = NAMED[args.genotype]
@@ -170,6 +166,13 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         except GenotypeError as e:
             raise UsageError(f"{e} (or name one of: {', '.join(NAMED)})") from None
     shape = _input_shape(args.input)
+    # torch from here on: a mistyped genotype or input is refused without it
+    from hwnas.evaluators.metrics import REGISTRY
+    from hwnas.evaluators.runtimes import runtime_problem
+    from hwnas.evaluators.trial import cheap_metrics
+    from hwnas.spaces import build
+    from hwnas.spaces.limits import TooLarge
+
     try:
         model = build(genotype, shape, _positive("--classes", args.classes))
     except TooLarge as e:
@@ -200,7 +203,6 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_spaces(args: argparse.Namespace) -> int:
-    from hwnas.evaluators.evaluation import dataset_names
     from hwnas.spaces import NAMED, SPACES, SpaceFileError, get_space
 
     if args.show:
@@ -213,6 +215,8 @@ def cmd_spaces(args: argparse.Namespace) -> int:
             raise UsageError(f"space {args.show} is a table ({space.description}); only cell spaces are files")
         sys.stdout.write(text)
         return 0
+    from hwnas.evaluators.evaluation import dataset_names  # torch: not for --show
+
     for name in SPACES:
         space = get_space(name)
         print(f"space {name}: {space.description}")

@@ -184,6 +184,8 @@ class RunConfig:
         if self.latency_table:  # absolute: the same file from any working directory is the same study
             object.__setattr__(self, "latency_table", str(Path(self.latency_table).expanduser().absolute()))
         object.__setattr__(self, "objectives", tuple(self.objectives))
+        if self.objectives:  # their names now; whether the space measures them once it is read
+            parse_objectives(",".join(self.objectives))
         for name, value in (("--workers", self.workers), ("--cpus-per-trial", self.cpus_per_trial)):
             if value is not None and value <= 0:
                 raise UsageError(f"{name} must be a positive integer, got {value}")
@@ -266,7 +268,7 @@ class RunConfig:
             object.__setattr__(self, "dataset", DATASETS[kind][0])
         if not self.objectives:
             object.__setattr__(self, "objectives", tuple(o for o in DEFAULT_OBJECTIVES if o in METRICS[kind]))
-        for name in parse_objectives(",".join(self.objectives)):
+        for name in self.objectives:
             if name not in METRICS[kind]:
                 raise UsageError(f"objective {name!r} is not measured in space {self.space}; choose from "
                                  f"{', '.join(o for o in OBJECTIVES if o in METRICS[kind])}")

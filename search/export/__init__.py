@@ -7,7 +7,11 @@ __all__ = ["FILES", "PICKS", "ExportRequest", "export"]
 
 
 def export(request: ExportRequest) -> list[str]:
-    """Write the chosen member (``write.export``); imported when an export runs, as it needs torch."""
+    """Write the chosen member (``write.export``; imported once the study is read, as it needs
+    torch: a study that is not there is refused at once)."""
+    from ..study import load_study
+
+    study = load_study(request.dir, request.study)
     from .write import export as write
 
-    return write(request)
+    return write(request, study)

@@ -27,7 +27,7 @@ from .. import attrs
 from ..config import RunConfig
 from ..errors import UsageError
 from ..pareto import budgets_of, front_trials
-from ..study import load_study, study_config
+from ..study import study_config
 from ..weights import weights_path
 from .costs import measure, shipped_files, write_report
 from .modelcode import model_source
@@ -202,10 +202,10 @@ def _exit_note(m: Metrics) -> list[str]:
             f"{m.accuracy:.4f} vs {m.accuracy_full:.4f} at full depth"]
 
 
-def export(request: ExportRequest) -> list[str]:
-    """Write the chosen member to ``request.out``; return the lines to show the user. Nothing is
-    written when the request is refused or fails (the files go to a temporary folder first)."""
-    study = load_study(request.dir, request.study)
+def export(request: ExportRequest, study: optuna.Study) -> list[str]:
+    """Write the chosen member of ``study`` (the one ``request`` names) to ``request.out``; return
+    the lines to show the user. Nothing is written when the request is refused or fails (the files
+    go to a temporary folder first)."""
     config = study_config(study)
     if get_space(config.space).evaluated is not Evaluated.TRAINED:
         raise UsageError(f"study {request.study!r} is of space {config.space}, read from a table: it has no "

@@ -110,17 +110,23 @@ def test_version_names_the_installed_package(search_here):
 
 
 def test_a_mistyped_number_or_name_is_refused_before_torch_is_imported(tmp_path):
-    """Refusals of the options checked first (counts, the space, the sampler, a missing study) come
-    at once: torch, a second or more to import, is not loaded for them."""
+    """Refusals of the options checked first (counts, the space, the sampler, objectives, a
+    genotype's text, a missing study) come at once: torch, a second or more to import, is not
+    loaded for them, nor to print a space's file."""
     import subprocess
     import sys
 
     code = ("import sys\n"
             "from hwnas.search.cli import main\n"
+            "d = sys.argv[1]\n"
             "for argv in (['run', '--trials', '0'], ['run', '--space', 'nope'], ['run', '--sampler', 'x'],\n"
-            "             ['front', '--study', 'nope', '--dir', sys.argv[1]]):\n"
+            "             ['run', '--objectives', 'accuracy,nope'], ['inspect', 'stem_c8, nope, head'],\n"
+            "             ['front', '--study', 'nope', '--dir', d], ['export', '--study', 'nope', '--dir', d,\n"
+            "             '--out', d + '/o'], ['spaces', '--show', 'nope']):\n"
             "    assert main(argv) == 2, argv\n"
-            "    assert 'torch' not in sys.modules, argv\n")
+            "    assert 'torch' not in sys.modules, argv\n"
+            "assert main(['spaces', '--show', 'mobile']) == 0 and 'torch' not in sys.modules\n")
     r = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    assert r.stderr.count("search: error:") == 4 and "Traceback" not in r.stderr
+    assert r.stderr.count("search: error:") == 8 and "Traceback" not in r.stderr
+    assert "stages:" in r.stdout  # the space's file
