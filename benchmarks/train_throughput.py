@@ -70,11 +70,7 @@ def adamw_rows(networks: int, repeats: int) -> list[dict]:
     def seconds(genotype, fused: bool) -> float:
         torch.manual_seed(0)
         model = build(genotype, data.input_shape, data.num_classes)
-        trainer = Trainer(model, Recipe(epochs=2), len(data.train))
-        if fused:  # as on a GPU (training.Trainer), here on the CPU
-            trainer.opt = torch.optim.AdamW(model.parameters(), lr=trainer.recipe.lr,
-                                            weight_decay=trainer.recipe.weight_decay, fused=True)
-            trainer.sched = trainer._cycle()
+        trainer = Trainer(model, Recipe(epochs=2), len(data.train), fused=fused)  # fused: as on a GPU
         t0 = time.perf_counter()
         for _ in range(2):
             trainer.train_epoch(data.train, crop_flip)

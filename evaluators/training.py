@@ -79,10 +79,12 @@ class Trainer:
     Its ``state`` (weights, optimiser, schedule, random generators, epochs done) is bytes: a trial
     paused at a rung hands it back, and the trial goes on from it in any process, exactly as if it
     had never paused. ``cycles``: other learning-rate cycles as (first epoch, end epoch) spans
-    (``cycles_ending_at``), for measuring them; the one cycle measured best (docs/early-stopping.md)."""
+    (``cycles_ending_at``), for measuring them; the one cycle measured best (docs/early-stopping.md).
+    ``fused``: AdamW's update fused or not, for measuring it (None: fused on a GPU only, below)."""
 
     def __init__(self, model: Network, recipe: Recipe, samples: int, device: str = "cpu",
-                 state: bytes | None = None, cycles: tuple[tuple[int, int], ...] = ()) -> None:
+                 state: bytes | None = None, cycles: tuple[tuple[int, int], ...] = (),
+                 fused: bool | None = None) -> None:
         torch.manual_seed(recipe.seed)
         # torch's stub of Module.to omits memory_format, which it takes
         self.model = model.to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
@@ -93,7 +95,8 @@ class Trainer:
         # launch-bound there. Not on the CPU, though an epoch there took 0.93 and 0.905 of the
         # per-parameter loop's time (two runs, 4 mobile networks x 3 on digits, side by side,
         # medians): same update, other rounding, so every CPU figure would change in its last digits.
-        fused = True if device.startswith("cuda") else None
+        if fused is None:
+            fused = True if device.startswith("cuda") else None
         self.opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay, fused=fused)
         self.gen = torch.Generator().manual_seed(recipe.seed)
         self.epoch = 0
