@@ -22,7 +22,9 @@ class Quiet(Protocol):
         do not nest."""
 
     def checkpoint(self) -> None:
-        """Called between training steps: pauses here while someone else is timing."""
+        """Called between training steps (and between the pieces of other long work, such as an
+        early-exit network's untimed run over the validation split): pauses here while someone
+        else is timing. Never inside this trial's own measuring section."""
 
 
 class Alone:

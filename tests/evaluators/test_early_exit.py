@@ -5,8 +5,9 @@ from collections import Counter
 import numpy as np
 import torch
 
-from hwnas.evaluators import Recipe, TrialSpec, evaluate
+from hwnas.evaluators import Recipe, TrialSpec, evaluate, quiet
 from hwnas.evaluators.early_exit import (
+    CHECKPOINT_EVERY,
     HEAD_RUNS_LEAST,
     TIMED_INPUTS,
     calibrate,
@@ -47,7 +48,18 @@ def test_the_dynamic_run_is_timed_on_a_sample_of_inputs_in_their_real_mix_and_ev
     conf, _ = head_confidences(model, data.val)
     # nearly every input leaves at the exit: the main head is a rare path
     threshold = float(np.sort(conf[0])[4] + np.sort(conf[0])[5]) / 2
-    _, heads = dynamic_run(model, data.val, threshold)
+    checkpoints = []
+
+    class Counting(quiet.Alone):  # the untimed run lets a trial beside it time now and then
+        def checkpoint(self) -> None:
+            checkpoints.append(1)
+
+    quiet.install(Counting())
+    try:
+        _, heads = dynamic_run(model, data.val, threshold)
+    finally:
+        quiet.install(quiet.Alone())
+    assert len(checkpoints) == -(-len(heads) // CHECKPOINT_EVERY)
     assert Counter(heads.tolist()) == {0: len(heads) - 5, 1: 5}
     seen: list[int] = []
     timed = model.predict_early_exit
