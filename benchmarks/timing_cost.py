@@ -1,7 +1,7 @@
 """What honest latency costs a parallel run: how long the quiet gate halts the trainers so that a
 model is timed alone, and what screening a sampler's pool in one quiet phase saves.
 
-    python benchmarks/timing_cost.py [--trials 24] [--epochs 3] [--workers 2] [--repeats 3]
+    python benchmarks/timing_cost.py [--trials 24] [--epochs 3] [--workers 2] [--repeats 3] [--exits]
 
 Searches on a local Ray (mobile space, digits, the hybrid sampler, no early stopping, seed 0),
 each made twice in a row: with the pool's timings in one quiet phase (``evaluators.trial.
@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def one_run(phase: int, trials: int, epochs: int, workers: int, where: str, name: str) -> dict:
+def one_run(phase: int, trials: int, epochs: int, workers: int, where: str, name: str, exits: bool = False) -> dict:
     import optuna
 
     from hwnas.evaluators import trial as trial_module
@@ -39,7 +39,7 @@ def one_run(phase: int, trials: int, epochs: int, workers: int, where: str, name
 
     trial_module.SCREEN_PHASE = phase  # the search process screens: its module is the one that counts
     config = RunConfig(space="mobile", dataset="digits", trials=trials, epochs=epochs, workers=workers,
-                       dir=where, study=name, seed=0, early_stop="none")
+                       dir=where, study=name, seed=0, early_stop="none", exits=exits)
     executor = RayExecutor(workers)
     run_search(config, executor, track=False, progress=False)
     done = [t for t in load_study(where, name).trials if t.state == optuna.trial.TrialState.COMPLETE]
@@ -57,6 +57,8 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3, help="pairs of runs (default 3)")
+    parser.add_argument("--exits", action="store_true", help="search early-exit heads too (their dynamic run "
+                        "is timed after training)")
     args = parser.parse_args()
     import optuna
     import ray
@@ -68,14 +70,15 @@ def main() -> int:
     ray.init(address="local", num_cpus=args.workers, include_dashboard=False, log_to_driver=False,
              logging_level=logging.ERROR, object_store_memory=128 * 2**20)
     rows = []
-    print(f"{args.workers} workers on a local Ray, mobile space, digits, {args.trials} trials of {args.epochs} "
-          f"epochs, hybrid sampler, seed 0; 'halted': the trainers parked for timings (s)")
+    print(f"{args.workers} workers on a local Ray, mobile space{' with exits' if args.exits else ''}, digits, "
+          f"{args.trials} trials of {args.epochs} epochs, hybrid sampler, seed 0; 'halted': the trainers parked for "
+          f"timings (s)")
     print(f"{'pool timed in':<18} {'trials':>6} {'span s':>7} {'trials/h':>8} {'timings':>8} {'driver':>6} "
           f"{'halted':>7} {'driver':>7} {'parking':>7} {'halted %':>8}")
     with tempfile.TemporaryDirectory() as where:
         for repeat in range(args.repeats):
             for phase in (SCREEN_PHASE, 1):
-                r = one_run(phase, args.trials, args.epochs, args.workers, where, f"r{repeat}_p{phase}")
+                r = one_run(phase, args.trials, args.epochs, args.workers, where, f"r{repeat}_p{phase}", args.exits)
                 rows.append(r)
                 print(f"{label(phase):<18} {r['trials']:>6} {r['span']:>7.1f} {r['per_hour']:>8.0f} "
                       f"{r['timings']:>8} {r['by_driver']:>6} {r['held']:>7.1f} {r['driver_held']:>7.1f} "
