@@ -236,9 +236,9 @@ def mobilenet_latency() -> tuple[list[float], list[float], list[tuple[int | None
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=12, help="trials per search (default 12)")
-    # 6, not 8: the H200 run at 8 took about 296 s without --random, and this check has grown since
-    # (three cuda tests, the step profile, CUDA timings that settle); the rows are compared with each
-    # other, taken in one run, so fewer epochs change no conclusion
+    # 6, not 8: the H200 run at 8 took 386 s with --random, whose rows spanned 80 s, so about 300 s
+    # without, and this check has grown since (three cuda tests, the step profile, CUDA timings that
+    # settle); the rows are compared with each other, taken in one run
     parser.add_argument("--epochs", type=int, default=6, help="epochs per trial (default 6)")
     parser.add_argument("--random", action="store_true", help="also 1 and 4 per GPU with the random sampler")
     parser.add_argument("--mps", action="store_true", help="run it all under a private NVIDIA MPS daemon")
