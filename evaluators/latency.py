@@ -40,7 +40,7 @@ def measure_latency(model: nn.Module, input_shape: tuple[int, int, int], device:
 
 
 @contextlib.contextmanager
-def timing(threads: int, device: str = "cpu") -> Iterator[bool]:
+def timing(threads: int, device: str = "cpu", realtime: bool = True) -> Iterator[bool]:
     """The conditions every latency figure is taken in, restored afterwards: torch's CPU thread
     count set to ``threads`` (0 = leave it), and a one-thread CPU timing run at real-time priority
     (SCHED_FIFO) where the OS allows it (root, CAP_SYS_NICE or ``ulimit -r`` >= 1). Yields whether
@@ -48,14 +48,16 @@ def timing(threads: int, device: str = "cpu") -> Iterator[bool]:
     phase) preempt a normal thread though another core is idle: 10-35 times in a 0.1 s timing on a
     2-core VM, +5-10 %; at real-time priority, 0-2 times. A many-thread timing keeps the normal
     policy (its helper threads would not share the priority), and so does a process with one core
-    (the rest of the machine would stall while it times)."""
+    (the rest of the machine would stall while it times). ``realtime=False``: the thread count
+    alone, for untimed work that must compute exactly as the timing will (same threads, same
+    rounding)."""
     previous = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
     try:
         alone = torch.get_num_threads() == 1 and len(os.sched_getaffinity(0)) > 1
-        with _realtime(device == "cpu" and alone) as realtime:
-            yield realtime
+        with _realtime(realtime and device == "cpu" and alone) as got:
+            yield got
     finally:
         torch.set_num_threads(previous)
 

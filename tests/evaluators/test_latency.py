@@ -39,6 +39,8 @@ def test_one_thread_cpu_timings_run_at_real_time_priority_where_allowed():
     assert measure_latency(model, (1, 8, 8), min_runs=5, min_seconds=0.01, threads=1).realtime == realtime
     with timing(2) as realtime:  # helper threads would not share the priority
         assert not realtime and os.sched_getscheduler(0) == os.SCHED_OTHER
+    with timing(1, realtime=False) as realtime:  # untimed work in the timing's threads: no priority
+        assert not realtime and os.sched_getscheduler(0) == os.SCHED_OTHER and torch.get_num_threads() == 1
     os.sched_setaffinity(0, {min(cores)})  # one core: the machine would stall while it times
     try:
         with timing(1) as realtime:
