@@ -9,22 +9,19 @@ apart.
 from __future__ import annotations
 
 import argparse
-import io
 import statistics
 import sys
 import time
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hwnas.evaluators import Recipe, TrialSpec, evaluate  # noqa: E402
-from hwnas.evaluators.early_exit import TIMED_INPUTS, dynamic_run, head_latency_ms  # noqa: E402
+from hwnas.evaluators.early_exit import TIMED_INPUTS, dynamic_run, expected_ms, head_latency_ms  # noqa: E402
 from hwnas.evaluators.latency import timing  # noqa: E402
+from hwnas.evaluators.timer import DeviceTiming, How  # noqa: E402
 from hwnas.evaluators.trial import trial_data  # noqa: E402
 from hwnas.search.report import render  # noqa: E402
-from hwnas.spaces import build, parse  # noqa: E402
 
 GENOTYPES = (
     "stem_c16_k3_s1_relu, conv_r1_k3_s1_c16_relu, ds_r1_k3_s2_c24_relu, exit_c32_relu, "
@@ -68,17 +65,16 @@ def side_by_side(genotype: str, weights: bytes, threshold: float, repeats: int) 
     """Seconds and expected ms of the two timings of one trained network (medians), each one's ms'
     spread over the repeats (max / min), and the median ratio of their ms."""
     data = trial_data("digits", "", Recipe())
-    model = build(parse(genotype), data.input_shape, data.num_classes)
-    model.load_state_dict(torch.load(io.BytesIO(weights), weights_only=True))
+    model = DeviceTiming(genotype, weights, data.input_shape, data.num_classes, How()).model()  # built, loaded
     _, heads = dynamic_run(model, data.val, threshold)
-    rates = [(heads == k).mean() for k in range(len(model.exits) + 1)]
+    rates = [float((heads == k).mean()) for k in range(len(model.exits) + 1)]
     out: dict[int, list[tuple[float, float]]] = {0: [], TIMED_INPUTS: []}
     with timing(1):
         for _ in range(repeats):
             for inputs in out:
                 start = time.perf_counter()
-                per_head = head_latency_ms(model, data.val, heads, threshold, inputs=inputs)
-                out[inputs].append((time.perf_counter() - start, sum(ms * rates[k] for k, ms in per_head.items())))
+                ms = expected_ms(head_latency_ms(model, data.val, heads, threshold, inputs=inputs), rates)
+                out[inputs].append((time.perf_counter() - start, ms))
     every, sampled = out[0], out[TIMED_INPUTS]
     return (statistics.median(s for s, _ in every), statistics.median(s for s, _ in sampled),
             statistics.median(ms for _, ms in every), statistics.median(ms for _, ms in sampled),

@@ -123,6 +123,12 @@ def head_latency_ms(model: Network, split: Split, heads: np.ndarray, threshold: 
     return {k: float(np.median(t)) for k, t in times.items()}
 
 
+def expected_ms(per_head: dict[int, float], rates: list[float]) -> float:
+    """The dynamic network's expected latency: each head's median (``head_latency_ms``) weighted
+    by the share of inputs that leave there (medians, so a burst of load does not dominate)."""
+    return sum(ms * rates[k] for k, ms in per_head.items())
+
+
 def exit_metrics(model: Network, val: Split, test: Split, input_shape: tuple[int, int, int],
                  tolerance: float, device: str = "cpu", threads: int = 0) -> Metrics:
     """Calibrate on the validation split, then measure the dynamic network there (batch 1, with
@@ -130,13 +136,12 @@ def exit_metrics(model: Network, val: Split, test: Split, input_shape: tuple[int
     y = val.labels
     conf, pred = head_confidences(model, val, device)
     threshold = calibrate(conf, pred, y.numpy(), tolerance)
+    on_device = val.to(device)  # once, for the untimed run and the timed one
     with timing(threads, device, realtime=False):  # the threads the timing uses: the same rounding, the same heads
-        preds, heads = dynamic_run(model, val, threshold, device)
+        preds, heads = dynamic_run(model, on_device, threshold, device)
     rates = [float((heads == k).mean()) for k in range(len(conf))]
     with quiet.measuring(), timing(threads, device):  # timed: only while other trials pause
-        per_head = head_latency_ms(model, val, heads, threshold, device)
-        # weighed by how many inputs leave at each head: medians, so a burst of load does not dominate
-        latency_ms = sum(ms * rates[k] for k, ms in per_head.items())
+        latency_ms = expected_ms(head_latency_ms(model, on_device, heads, threshold, device), rates)
         if device == "cpu":  # anchored as latency_ms is (evaluators.reference), by a reference timed right after
             latency_ms *= drift_scale("torch", input_shape, threads)
     cumulative = cumulative_macs(model, input_shape)
